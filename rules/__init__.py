@@ -1,0 +1,1 @@
+"""Policy files for the built-in packs (the top-level rules/ folder, shipped as package data)."""

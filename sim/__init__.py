@@ -1,0 +1,26 @@
+"""milestone-sim: rules-driven simulation of escrow milestone policies.
+
+>>> import sim
+>>> result = sim.run("scenarios/upwork/auto_approve_after_silence.yaml")  # doctest: +SKIP
+>>> result.events, result.ledger, result.milestones, result.balances, result.kpis
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .batch import Result, run  # noqa: E402
+from .policy import Policy, load_policy  # noqa: E402
+from .scenario import Scenario, load_scenario  # noqa: E402
+from .yamlio import InputError  # noqa: E402
+
+__all__ = [
+    "InputError",
+    "Policy",
+    "Result",
+    "Scenario",
+    "__version__",
+    "load_policy",
+    "load_scenario",
+    "run",
+]

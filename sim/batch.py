@@ -1,0 +1,271 @@
+"""Running scenarios: one replication, many replications, and the Result users work with.
+
+``run()`` is the Python API behind ``milestone-sim run``. Replications of population scenarios
+are independent: each contract draws from its own stream seeded by (seed, replication, index).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .engine import Simulation
+from .expect import Checker, CheckResult
+from .results import (
+    KPI_NAMES,
+    RunTables,
+    summarize_kpis,
+    tables_from,
+    write_csv,
+    write_json,
+)
+from .scenario import Scenario, load_scenario
+from .units import format_duration
+
+EVENT_MODES = ("full", "none")
+
+
+def run_replication(
+    scenario: Scenario, replication: int, seed: int, events: str = "full"
+) -> RunTables:
+    """Play one replication of a scenario and return its tables."""
+    keep = events == "full"
+    sim = Simulation(
+        scenario.policy,
+        until=scenario.until,
+        keep_events=keep,
+        balance_every=None if keep else 1.0,
+    )
+    if scenario.is_population:
+        from .population import populate
+
+        populate(sim, scenario, replication, seed)
+    else:
+        for spec in scenario.contracts:
+            sim.add_contract(spec)
+        for spec in scenario.contracts:
+            sim.script(spec)
+    end = sim.run()
+    tables = tables_from(sim, replication, end, scenario.policy.digits)
+    tables.extra["states"] = pd.DataFrame.from_records(
+        sim.rec.states, columns=["time", "contract", "milestone", "state"]
+    )
+    tables.extra["accounts"] = sorted(sim.ledger.balances)
+    tables.extra["final_balances"] = dict(sorted(sim.ledger.balances.items()))
+    tables.extra["contract_states"] = {cid: sim.contracts[cid].state for cid in sim.order}
+    tables.extra["escrow_by_contract"] = {cid: sim.contracts[cid].escrow() for cid in sim.order}
+    if sim.dispute_queue:
+        tables.extra["dispute_queue"] = pd.DataFrame(sim.dispute_queue, columns=["time", "queue"])
+    return tables
+
+
+@dataclass
+class Result:
+    """Everything a run produced: tables as DataFrames, KPIs, expectations' outcomes."""
+
+    scenario: Scenario
+    runs: list[RunTables]
+    seed: int
+    events_mode: str = "full"
+    _checks: list[CheckResult] | None = field(default=None, repr=False)
+
+    def _concat(self, name: str) -> pd.DataFrame:
+        frames = []
+        for r in self.runs:
+            df = getattr(r, name) if name != "states" else r.extra["states"]
+            if len(self.runs) > 1:
+                df = df.assign(replication=r.replication)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        """time, contract, milestone, actor, action, outcome, rule, amount, message, state, ..."""
+        return self._concat("events")
+
+    @cached_property
+    def ledger(self) -> pd.DataFrame:
+        """time, from_account, to_account, flow, amount (minor units), contract, milestone."""
+        return self._concat("ledger")
+
+    @cached_property
+    def milestones(self) -> pd.DataFrame:
+        """One row per milestone: amounts, times, outcome, released, refunded, change requests."""
+        return self._concat("milestones")
+
+    @cached_property
+    def balances(self) -> pd.DataFrame:
+        """Balance of every account kind over time (minor units)."""
+        return self._concat("balances")
+
+    @cached_property
+    def states(self) -> pd.DataFrame:
+        """Every state change of contracts (milestone '') and milestones."""
+        return self._concat("states")
+
+    @cached_property
+    def kpis(self) -> dict[str, dict[str, Any]]:
+        """Each KPI as {mean, ci_low, ci_high, n} over replications."""
+        return summarize_kpis([r.kpis for r in self.runs])
+
+    @property
+    def digits(self) -> int:
+        return self.scenario.policy.digits
+
+    @property
+    def kpi_table(self) -> pd.DataFrame:
+        """The KPIs as a DataFrame, one row per KPI."""
+        return pd.DataFrame(
+            [{"kpi": k, **self.kpis[k]} for k in KPI_NAMES],
+            columns=["kpi", "mean", "ci_low", "ci_high", "n"],
+        ).set_index("kpi")
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """Cumulative flows of the first replication, in minor units."""
+        return dict(self.runs[0].totals)
+
+    def check(self) -> list[CheckResult]:
+        """Evaluate the scenario's expectations (on each replication; all must hold)."""
+        if self._checks is None:
+            out = []
+            for r in self.runs:
+                if self.events_mode != "full":
+                    raise ValueError("expectations need the full event log (events='full')")
+                checker = Checker(
+                    r.events, r.ledger, r.extra["states"], r.extra["accounts"], self.digits
+                )
+                out.extend(checker.check(e) for e in self.scenario.expectations)
+            self._checks = out
+        return self._checks
+
+    @property
+    def ok(self) -> bool:
+        """True when every expectation holds."""
+        return all(c.ok for c in self.check())
+
+    def summary(self) -> dict[str, Any]:
+        """What summary.json holds: the resolved inputs and the outcomes, for reproduction."""
+        sc = self.scenario
+        per_contract = []
+        first = self.runs[0]
+        if not sc.is_population:
+            led = first.ledger
+            for spec in sc.contracts:
+                rows = led[led["contract"] == spec.id]
+                sums = rows.groupby("flow")["amount"].sum()
+                per_contract.append(
+                    {
+                        "contract": spec.id,
+                        "state": first.extra["contract_states"][spec.id],
+                        **{
+                            f: _money(int(sums.get(f, 0)), self.digits)
+                            for f in ("funded", "released", "bonus", "refunded", "fees")
+                        },
+                        "escrow": _money(first.extra["escrow_by_contract"][spec.id], self.digits),
+                    }
+                )
+        return {
+            "tool": {"name": "milestone-sim", "version": __version__},
+            "scenario": {
+                "file": sc.path.as_posix(),
+                "title": sc.title,
+                "start": sc.start.isoformat() if sc.start else None,
+                "until": None if sc.until is None else format_duration(sc.until),
+                "definition": _jsonable(sc.raw),
+            },
+            "policy": sc.policy.resolved(),
+            "policy_overrides": {k: _jsonable(v) for k, v in sc.overrides},
+            "seed": self.seed,
+            "replications": len(self.runs),
+            "events": self.events_mode,
+            "currency": sc.policy.currency,
+            "totals": {f: _money(v, self.digits) for f, v in self.runs[0].totals.items()}
+            if len(self.runs) == 1
+            else None,
+            "contracts": per_contract,
+            "kpis": self.kpis,
+            "expectations": None
+            if not sc.expectations or self.events_mode != "full"
+            else {"total": len(self.check()), "failed": sum(not c.ok for c in self.check())},
+        }
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write events.csv, ledger.csv, milestones.csv, balances.csv and summary.json."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        d = self.digits
+        if self.events_mode == "full":
+            write_csv(self.events, out / "events.csv", d)
+            write_csv(self.ledger, out / "ledger.csv", d)
+        write_csv(self.milestones, out / "milestones.csv", d)
+        write_csv(self.balances, out / "balances.csv", d)
+        write_json(self.summary(), out / "summary.json")
+        return out
+
+
+def _money(cents: int, digits: int) -> str:
+    from .units import format_money
+
+    return format_money(cents, digits)
+
+
+def _jsonable(value: Any) -> Any:
+    import datetime as dt
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return value
+
+
+def run(
+    scenario: str | Path | Scenario,
+    *,
+    overrides: dict[str, Any] | None = None,
+    seed: int | None = None,
+    replications: int | None = None,
+    events: str = "full",
+    progress: bool = False,
+) -> Result:
+    """Run a scenario file (or a loaded Scenario) and return its Result.
+
+    ``overrides`` are dotted policy keys (``{"review.window": "7d"}``); ``seed`` and
+    ``replications`` replace the file's; ``events="none"`` keeps only what KPIs need.
+    """
+    if events not in EVENT_MODES:
+        raise ValueError(f"events must be one of {EVENT_MODES}, got {events!r}")
+    if isinstance(scenario, Scenario):
+        sc = scenario
+        if overrides:
+            sc = load_scenario(sc.path, [*sc.overrides, *overrides.items()])
+    else:
+        sc = load_scenario(scenario, list((overrides or {}).items()))
+    seed = sc.seed if seed is None else seed
+    reps = sc.replications if replications is None else replications
+    runs = []
+    bar = _progress(reps, progress)
+    for rep in range(reps):
+        runs.append(run_replication(sc, rep, seed, events))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return Result(sc, runs, seed, events)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled or total < 2 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="replications", unit="run", file=sys.stderr, delay=2.0)

@@ -1,0 +1,248 @@
+"""The SimPy engine: time, timers, scripted and sampled actors, and the record of what happened.
+
+The engine decides only *when*: it schedules scripted steps, timers the state machine asks for,
+and the reactions of sampled actors; every *what* is decided by ``contract.apply``. Events are
+plain SimPy events with a callback (no Process per action, no AnyOf races): timers carry a
+generation and the state machine ignores a stale one.
+
+Ordering at equal times: timers run at URGENT priority, actions at NORMAL, so a timer that ends
+at T fires before scripted actions at T; actions at the same time run in the order they were
+scheduled (file order for scripts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import simpy
+from simpy.core import NORMAL, URGENT
+
+from .contract import Action, Contract, Emitted, Milestone, apply
+from .ledger import KINDS, Ledger
+from .policy import Policy
+from .scenario import ContractSpec
+
+LATE = 2  # priority after every action at the same time: horizon and snapshots
+
+EVENT_COLUMNS = (
+    "time",
+    "contract",
+    "milestone",
+    "actor",
+    "action",
+    "outcome",
+    "rule",
+    "amount",
+    "message",
+    "state",
+    "contract_state",
+)
+
+
+class Behaviour(Protocol):
+    """A sampled actor's reactions: called after every accepted event of its contract."""
+
+    def on_event(self, sim: Simulation, contract: Contract, event: Emitted) -> None: ...
+
+
+@dataclass
+class Recorder:
+    """What a run keeps: the event log (optional), balance rows, and running aggregates."""
+
+    keep_events: bool = True
+    events: list[tuple] = field(default_factory=list)
+    balances: list[tuple] = field(default_factory=list)
+    rejected: int = 0
+    escrow_area: float = 0.0
+    escrow_max: int = 0
+    escrow_last_t: float = 0.0
+    escrow_now: int = 0
+    states: list[tuple] = field(default_factory=list)  # (time, contract, milestone, state)
+    last_state: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+class Simulation:
+    """One replication of a scenario: an environment, a ledger, contracts and a recorder."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        until: float | None = None,
+        keep_events: bool = True,
+        balance_every: float | None = None,
+    ) -> None:
+        self.policy = policy
+        self.env = simpy.Environment()
+        self.ledger = Ledger(keep_postings=keep_events)
+        self.contracts: dict[str, Contract] = {}
+        self.order: list[str] = []
+        self.behaviours: dict[str, Behaviour] = {}
+        self.until = until
+        self.rec = Recorder(keep_events=keep_events)
+        self.balance_every = balance_every
+        self.dispute_team: simpy.Resource | None = None
+        self.dispute_waits: list[float] = []
+        self.dispute_queue: list[tuple[float, int]] = []
+
+    # -------------------------------------------------------------------------- scheduling
+
+    def at(self, delay: float, callback: Callable[[Any], None], *, urgent: bool = False) -> None:
+        """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
+        ev = simpy.Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(callback)
+        self.env.schedule(ev, URGENT if urgent else NORMAL, delay)
+
+    def add_contract(self, spec: ContractSpec, behaviour: Behaviour | None = None) -> Contract:
+        """Open a contract and the accounts of its parties (balance 0 from the start)."""
+        c = Contract(
+            spec.id,
+            spec.client,
+            spec.freelancer,
+            [Milestone(m.id, m.amount, m.due) for m in spec.milestones],
+        )
+        self.contracts[c.id] = c
+        self.order.append(c.id)
+        led = self.ledger
+        led.open(c.client_account)
+        led.open(c.escrow_account)
+        led.open(f"freelancer:{c.freelancer}:pending")
+        led.open(f"freelancer:{c.freelancer}:available")
+        led.open("platform")
+        if behaviour is not None:
+            self.behaviours[c.id] = behaviour
+        return c
+
+    def script(self, spec: ContractSpec) -> None:
+        """Schedule a contract's scripted steps in file order."""
+        for step in spec.script:
+            action = step.action
+            self.at(step.at, lambda _ev, a=action, cid=spec.id: self.act(cid, a))
+
+    # -------------------------------------------------------------------------- acting
+
+    def act(self, cid: str, action: Action) -> bool:
+        """Apply an action now; record it; schedule timers; tell the contract's behaviour."""
+        c = self.contracts[cid]
+        now = self.env.now
+        out = apply(self.policy, c, action, now)
+        if not out.accepted:
+            if out.rule == "stale":
+                return False
+            self.rec.rejected += 1
+            if self.rec.keep_events:
+                m = c.by_id.get(action.milestone or "")
+                self.rec.events.append(
+                    (
+                        now,
+                        cid,
+                        action.milestone or "",
+                        action.actor,
+                        action.name,
+                        "rejected",
+                        out.rule,
+                        action.amount or 0,
+                        out.message,
+                        m.state if m else "",
+                        c.state,
+                    )
+                )
+            return False
+        for ev in out.events:
+            self._record(c, ev, now)
+        for timer in out.timers:
+            self.at(timer.delay, lambda _e, a=timer.action: self.act(cid, a), urgent=True)
+        behaviour = self.behaviours.get(cid)
+        if behaviour is not None:
+            for ev in out.events:
+                behaviour.on_event(self, c, ev)
+        return True
+
+    def _record(self, c: Contract, ev: Emitted, now: float) -> None:
+        led = self.ledger
+        for frm, to, flow, amount, mid in ev.postings:
+            led.post(now, frm, to, flow, amount, c.id, mid)
+        if ev.postings:
+            led.check()
+            if c.escrow() != led.balances[c.escrow_account]:
+                raise AssertionError(f"escrow of {c.id} out of step with its milestones and credit")
+            self._track_escrow(now)
+        rec = self.rec
+        if rec.keep_events:
+            m = c.by_id.get(ev.milestone)
+            rec.events.append(
+                (
+                    now,
+                    c.id,
+                    ev.milestone,
+                    ev.actor,
+                    ev.action,
+                    "accepted",
+                    "",
+                    ev.amount,
+                    ev.message,
+                    m.state if m else "",
+                    c.state,
+                )
+            )
+            if ev.postings:
+                k = led.kinds
+                rec.balances.append((now, *(k[name] for name in KINDS)))
+            self._log_states(c, now)
+
+    def _log_states(self, c: Contract, now: float) -> None:
+        """Record every state change of the contract and its milestones (full event log only)."""
+        last, log = self.rec.last_state, self.rec.states
+        if last.get((c.id, "")) != c.state:
+            last[(c.id, "")] = c.state
+            log.append((now, c.id, "", c.state))
+        for m in c.milestones:
+            key = (c.id, m.id)
+            state = "deleted" if m.deleted else m.state
+            if last.get(key, "planned") != state:
+                last[key] = state
+                log.append((now, c.id, m.id, state))
+
+    def _track_escrow(self, now: float) -> None:
+        rec = self.rec
+        rec.escrow_area += rec.escrow_now * (now - rec.escrow_last_t)
+        rec.escrow_last_t = now
+        rec.escrow_now = self.ledger.kinds["escrow"]
+        rec.escrow_max = max(rec.escrow_max, rec.escrow_now)
+
+    def _snapshot(self, _ev: Any = None) -> None:
+        k = self.ledger.kinds
+        self.rec.balances.append((self.env.now, *(k[name] for name in KINDS)))
+        nxt = self.env.now + (self.balance_every or 1.0)
+        if self.until is None or nxt <= self.until:
+            self._later(nxt - self.env.now, self._snapshot)
+
+    def _later(self, delay: float, callback: Callable[[Any], None]) -> None:
+        ev = simpy.Event(self.env)
+        ev._ok = True
+        ev._value = None
+        ev.callbacks.append(callback)
+        self.env.schedule(ev, LATE, delay)
+
+    # -------------------------------------------------------------------------- running
+
+    def run(self) -> float:
+        """Run to the horizon (events at exactly ``until`` included) or until nothing is pending."""
+        if not self.rec.keep_events and self.balance_every:
+            self._later(0, self._snapshot)
+        if self.until is None:
+            self.env.run()
+            end = self.env.now
+        else:
+            stop = simpy.Event(self.env)
+            stop._ok = True
+            stop._value = None
+            self.env.schedule(stop, LATE, self.until)
+            self.env.run(until=stop)
+            end = self.until
+        self._track_escrow(end)
+        return end

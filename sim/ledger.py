@@ -1,0 +1,141 @@
+"""Accounts, postings, balances, flows, and the conservation and non-negativity checks.
+
+Every movement of money is a posting from one account to another, in integer minor units.
+``client:<id>`` accounts count what the client has paid, net (money leaving a client raises its
+balance, money returned lowers it); every other account holds money. So after every event:
+
+    sum(client) == escrow + sum(freelancer) + platform,   and no balance is negative.
+
+The ledger keeps running totals per account kind, so both checks cost O(1) per event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: cumulative flows reported as totals (FORMAT.md section 3)
+FLOWS = ("funded", "released", "bonus", "refunded", "fees")
+#: account kinds whose balances are tracked over time
+KINDS = ("client", "escrow", "freelancer_pending", "freelancer_available", "platform")
+
+
+class LedgerError(AssertionError):
+    """An invariant broke: a bug in the engine or the state machine, never a result."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One movement of money between two accounts."""
+
+    time: float
+    from_account: str
+    to_account: str
+    flow: str
+    amount: int
+    contract: str
+    milestone: str
+
+
+def _kind(account: str) -> str:
+    if account.startswith("freelancer:"):
+        return "freelancer_pending" if account.endswith(":pending") else "freelancer_available"
+    return account.split(":", 1)[0]
+
+
+class Ledger:
+    """Balances of every account plus cumulative flows; optionally the full list of postings."""
+
+    def __init__(self, keep_postings: bool = True) -> None:
+        self.balances: dict[str, int] = {}
+        self.kinds: dict[str, int] = dict.fromkeys(KINDS, 0)
+        self.totals: dict[str, int] = dict.fromkeys(FLOWS, 0)
+        self.keep_postings = keep_postings
+        self.postings: list[Posting] = []
+        self._kind_of: dict[str, str] = {}
+
+    def open(self, account: str) -> None:
+        """Create an account with balance 0 (no-op if it exists)."""
+        if account not in self.balances:
+            self.balances[account] = 0
+            self._kind_of[account] = _kind(account)
+
+    def post(
+        self,
+        time: float,
+        from_account: str,
+        to_account: str,
+        flow: str,
+        amount: int,
+        contract: str = "",
+        milestone: str = "",
+    ) -> None:
+        """Move ``amount`` minor units; a zero amount posts nothing, a negative one is a bug."""
+        if amount == 0:
+            return
+        if amount < 0 or type(amount) is not int:
+            raise LedgerError(f"posting of {amount!r} from {from_account} to {to_account}")
+        balances, kinds, kind_of = self.balances, self.kinds, self._kind_of
+        if from_account not in balances:
+            self.open(from_account)
+        if to_account not in balances:
+            self.open(to_account)
+        fk, tk = kind_of[from_account], kind_of[to_account]
+        if fk == "client":
+            balances[from_account] += amount
+            kinds["client"] += amount
+        else:
+            left = balances[from_account] - amount
+            if left < 0:
+                raise LedgerError(
+                    f"{from_account} would go negative ({left}) moving {amount} to {to_account} "
+                    f"at t={time} ({contract}/{milestone})"
+                )
+            balances[from_account] = left
+            kinds[fk] -= amount
+        if tk == "client":
+            left = balances[to_account] - amount
+            if left < 0:
+                raise LedgerError(f"{to_account} would be refunded more than it paid at t={time}")
+            balances[to_account] = left
+            kinds["client"] -= amount
+        else:
+            balances[to_account] += amount
+            kinds[tk] += amount
+        if flow in self.totals:
+            self.totals[flow] += amount
+        if self.keep_postings:
+            self.postings.append(
+                Posting(time, from_account, to_account, flow, amount, contract, milestone)
+            )
+
+    def check(self) -> None:
+        """Raise LedgerError unless money is conserved and no kind of account is negative."""
+        k = self.kinds
+        held = k["escrow"] + k["freelancer_pending"] + k["freelancer_available"] + k["platform"]
+        if k["client"] != held:
+            raise LedgerError(
+                f"conservation broken: clients paid {k['client']}, accounts hold {held}"
+            )
+        for kind, value in k.items():
+            if value < 0:
+                raise LedgerError(f"{kind} balance is negative: {value}")
+
+    def balance(self, name: str) -> int:
+        """Balance of an account or of a group: ``escrow``, ``freelancer:ana``, ``client``."""
+        if name in self.balances and not name.startswith("freelancer:"):
+            return self.balances[name]
+        return account_balance(self.balances, name)
+
+
+def account_balance(balances: dict[str, int], name: str) -> int:
+    """Sum of the accounts ``name`` stands for: itself, or every account below it."""
+    if name == "freelancer":
+        return sum(v for k, v in balances.items() if k.startswith("freelancer:"))
+    total, prefix, found = 0, name + ":", False
+    for key, value in balances.items():
+        if key == name or key.startswith(prefix):
+            total += value
+            found = True
+    if not found:
+        raise KeyError(name)
+    return total

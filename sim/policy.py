@@ -1,0 +1,371 @@
+"""Policy packs: the model, packs by name or path, ``extends:``, dotted overrides, rule ids.
+
+A pack is a YAML file in ``rules/`` (shipped as the package ``sim.rules``) or any path. Loading
+merges the ``extends`` chain (child keys override parent keys), applies dotted overrides
+(``review.window: 7d``), and validates the result; every error names the file and line where the
+offending key was written, whichever file or override that was.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+)
+
+from . import schema
+from .units import CURRENCY_DIGITS, ROUNDING_MODES, UnitError, format_duration, format_money
+from .units import parse_duration, parse_money
+from .yamlio import Doc, InputError, Loc, Problem, dotted, load_file
+
+#: Rule ids a rejected action is recorded with (FORMAT.md section 2).
+RULE_IDS = (
+    "minimum_amount",
+    "one_at_a_time",
+    "funding_order",
+    "active_locked",
+    "partial_release",
+    "bonus",
+    "dispute",
+    "max_change_requests",
+    "invalid_state",
+    "insufficient_escrow",
+)
+
+
+def _money(value: Any, info: ValidationInfo) -> int:
+    digits = (info.context or {}).get("digits", 2)
+    try:
+        return parse_money(value, digits)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _percent(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a percentage such as 10 or 2.75, got {value!r}")
+    try:
+        dec = Decimal(repr(value) if isinstance(value, float) else str(value))
+    except InvalidOperation:
+        raise ValueError(f"expected a percentage such as 10 or 2.75, got {value!r}") from None
+    if not dec.is_finite() or dec < 0 or dec > 100:
+        raise ValueError(f"percent must be between 0 and 100, got {value!r}")
+    return dec
+
+
+Money = Annotated[int, BeforeValidator(_money)]
+Duration = Annotated[float, BeforeValidator(_duration)]
+Percent = Annotated[Decimal, BeforeValidator(_percent)]
+LockedPart = Literal["amount", "due_date", "order", "delete"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MilestoneRules(_Model):
+    """What a milestone may be and how milestones are funded."""
+
+    minimum_amount: Money
+    funding: Literal["one_at_a_time", "any_number"] = "one_at_a_time"
+    funding_order: Literal["sequential", "any"] = "sequential"
+    active_locked: frozenset[LockedPart] = frozenset({"amount", "due_date", "order", "delete"})
+
+
+class ReviewRules(_Model):
+    """The client's review of a submission."""
+
+    window: Duration
+    on_timeout: Literal["approve", "nothing"] = "approve"
+    max_change_requests: Annotated[StrictInt, Field(ge=0)] | None = None
+
+
+class ReleaseRules(_Model):
+    """Releasing a different amount than funded."""
+
+    partial: StrictBool = True
+    bonus: StrictBool = True
+
+
+class RefundRules(_Model):
+    """Escrow refund requests and the freelancer's answer."""
+
+    response_window: Duration
+    on_timeout: Literal["refund", "nothing"] = "refund"
+    dispute: StrictBool = True
+
+
+class OfferRules(_Model):
+    """What happens to escrow funded with an offer that does not become a contract."""
+
+    refund_on_withdraw: StrictBool = True
+    refund_on_decline: StrictBool = True
+    expires_after: Duration | None = None
+
+
+class HoldRules(_Model):
+    """Clearance before released money is available to the freelancer."""
+
+    after_release: Duration = 0.0
+
+
+class Fee(_Model):
+    """A platform fee: a percentage (and/or a fixed amount) of a flow, paid by one party."""
+
+    name: StrictStr
+    payer: Literal["client", "freelancer"]
+    on: Literal["funding", "release", "bonus"]
+    percent: Percent = Decimal(0)
+    fixed: Money | None = None
+    rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
+
+
+class Policy(_Model):
+    """A fully resolved policy pack."""
+
+    policy: StrictStr
+    title: StrictStr = ""
+    extends: StrictStr | None = None
+    currency: Literal[tuple(CURRENCY_DIGITS)] = "USD"  # type: ignore[valid-type]
+    milestones: MilestoneRules
+    review: ReviewRules
+    release: ReleaseRules = ReleaseRules()
+    refund: RefundRules
+    offer: OfferRules = OfferRules()
+    hold: HoldRules = HoldRules()
+    fees: tuple[Fee, ...] = ()
+
+    @property
+    def digits(self) -> int:
+        """Minor-unit digits of the currency."""
+        return CURRENCY_DIGITS[self.currency]
+
+    def resolved(self) -> dict[str, Any]:
+        """The policy as plain YAML-ready data, amounts and durations in their written units."""
+        d = self.digits
+        m = self.milestones
+        return {
+            "policy": self.policy,
+            "title": self.title,
+            "extends": self.extends,
+            "currency": self.currency,
+            "milestones": {
+                "minimum_amount": format_money(m.minimum_amount, d),
+                "funding": m.funding,
+                "funding_order": m.funding_order,
+                "active_locked": sorted(m.active_locked),
+            },
+            "review": {
+                "window": format_duration(self.review.window),
+                "on_timeout": self.review.on_timeout,
+                "max_change_requests": self.review.max_change_requests,
+            },
+            "release": self.release.model_dump(),
+            "refund": {
+                "response_window": format_duration(self.refund.response_window),
+                "on_timeout": self.refund.on_timeout,
+                "dispute": self.refund.dispute,
+            },
+            "offer": {
+                "refund_on_withdraw": self.offer.refund_on_withdraw,
+                "refund_on_decline": self.offer.refund_on_decline,
+                "expires_after": None
+                if self.offer.expires_after is None
+                else format_duration(self.offer.expires_after),
+            },
+            "hold": {"after_release": format_duration(self.hold.after_release)},
+            "fees": [
+                {
+                    "name": f.name,
+                    "payer": f.payer,
+                    "on": f.on,
+                    "percent": str(f.percent),
+                    "fixed": None if f.fixed is None else format_money(f.fixed, d),
+                    "rounding": f.rounding,
+                }
+                for f in self.fees
+            ],
+        }
+
+
+assert set(ROUNDING_MODES) == {"half_up", "half_even", "down", "up"}
+
+
+# ---------------------------------------------------------------------------- loading packs
+
+
+def builtin_dir() -> Path:
+    """Folder of the built-in packs (``rules/``, installed as ``sim.rules``)."""
+    return Path(str(importlib.resources.files("sim.rules")))
+
+
+def builtin_packs() -> dict[str, Path]:
+    """Built-in pack names and their files, sorted by name."""
+    return {p.stem: p for p in sorted(builtin_dir().glob("*.yaml"))}
+
+
+def resolve_pack(ref: str, base: Path | None = None) -> Path | None:
+    """Find a pack by name (``upwork``) or by path (relative to ``base``)."""
+    if "/" not in ref and "\\" not in ref and not ref.endswith((".yaml", ".yml")):
+        return builtin_packs().get(ref)
+    path = Path(ref)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path if path.exists() else None
+
+
+class _Sourced:
+    """Merged policy data plus, for every location, the document and location it came from."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.origin: dict[Loc, tuple[Doc | None, Loc]] = {}
+
+    def overlay(self, doc: Doc, data: Any, loc: Loc = (), src: Loc = ()) -> None:
+        """Merge ``data`` (from ``doc`` at ``src``) into ``self.data`` at ``loc``."""
+        self.origin[loc] = (doc, src)
+        if isinstance(data, dict) and loc == ():
+            for key, value in data.items():
+                self.overlay(doc, value, (key,), (*src, key))
+            return
+        target = self.data
+        for part in loc[:-1]:
+            nxt = target.get(part) if isinstance(target, dict) else None
+            if not isinstance(nxt, dict):
+                nxt = {}
+                target[part] = nxt
+            target = nxt
+        if isinstance(data, dict) and isinstance(target.get(loc[-1]), dict):
+            for key, value in data.items():
+                self.overlay(doc, value, (*loc, key), (*src, key))
+        else:
+            target[loc[-1]] = copy.deepcopy(data)
+            self._mark_children(doc, data, loc, src)
+
+    def _mark_children(self, doc: Doc, data: Any, loc: Loc, src: Loc) -> None:
+        self.origin[loc] = (doc, src)
+        if isinstance(data, dict):
+            for key, value in data.items():
+                self._mark_children(doc, value, (*loc, key), (*src, key))
+        elif isinstance(data, list):
+            for i, value in enumerate(data):
+                self._mark_children(doc, value, (*loc, i), (*src, i))
+
+    def locate(self, loc: Loc, message: str, key: bool) -> Problem:
+        probe = tuple(loc)
+        while probe not in self.origin and probe:
+            probe = probe[:-1]
+        doc, src = self.origin.get(probe, (None, ()))
+        full = (*src, *loc[len(probe) :])
+        if doc is None:
+            return Problem("<policy>", None, None, message, dotted(loc))
+        problem = doc.problem(full, message, key=key)
+        # name the policy key (review.window), not the override's own location
+        return Problem(problem.file, problem.line, problem.column, message, dotted(loc))
+
+
+Override = tuple[str, Any, Doc | None, Loc]
+
+
+def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...]) -> None:
+    doc = load_file(path)
+    if not isinstance(doc.data, dict):
+        raise InputError([doc.problem((), "a policy file must be a mapping of keys")])
+    parent = doc.data.get("extends")
+    if parent is not None:
+        if not isinstance(parent, str):
+            raise InputError([doc.problem(("extends",), "extends must be a pack name or path")])
+        parent_path = resolve_pack(parent, path.parent)
+        if parent_path is None:
+            raise InputError([doc.problem(("extends",), _unknown_pack_message(parent))])
+        if parent_path.resolve() in seen:
+            raise InputError([doc.problem(("extends",), f"extends cycle through {parent!r}")])
+        _load_chain(parent_path, sourced, (*seen, parent_path.resolve()))
+    sourced.overlay(doc, doc.data)
+
+
+def _unknown_pack_message(ref: str) -> str:
+    names = ", ".join(builtin_packs())
+    return (
+        f"unknown policy pack {ref!r}: give a built-in pack name ({names}) or a path to a YAML file"
+    )
+
+
+def load_policy(
+    ref: str | Path,
+    overrides: list[Override] | None = None,
+    *,
+    base: Path | None = None,
+    ref_doc: Doc | None = None,
+    ref_loc: Loc = (),
+) -> Policy:
+    """Load a pack by name or path, apply dotted overrides, and validate it.
+
+    ``overrides`` are ``(dotted_key, value, doc, loc)``: the document and location the override
+    was written at (``None`` for the command line), so errors point there.
+    """
+    path = resolve_pack(str(ref), base)
+    if path is None:
+        message = _unknown_pack_message(str(ref))
+        if ref_doc is not None:
+            raise InputError([ref_doc.problem(ref_loc, message)])
+        raise InputError([Problem("<command line>", None, None, message)])
+    sourced = _Sourced()
+    _load_chain(path, sourced, (path.resolve(),))
+    problems: list[Problem] = []
+    for key, value, doc, loc in overrides or []:
+        parts = tuple(key.split("."))
+        if not all(parts):
+            where = doc.problem(loc, "", key=True) if doc else None
+            problems.append(
+                Problem(
+                    where.file if where else "<command line>",
+                    where.line if where else None,
+                    where.column if where else None,
+                    f"malformed override key {key!r}",
+                    key,
+                )
+            )
+            continue
+        override_doc = doc or Doc("<command line --set>", None)
+        sourced.overlay(override_doc, value, parts, loc)
+        sourced.origin[parts] = (override_doc, loc)
+    if problems:
+        raise InputError(problems)
+    digits = CURRENCY_DIGITS.get(str(sourced.data.get("currency", "USD")), 2)
+    policy: Policy = schema.validate(
+        Policy, sourced.data, sourced.locate, context={"digits": digits}
+    )
+    return policy
+
+
+def parse_set_option(text: str) -> tuple[str, Any]:
+    """Split a ``--set KEY=VALUE`` option; the value is read as a YAML scalar or list."""
+    from .yamlio import load_text
+
+    if "=" not in text:
+        raise InputError(
+            [Problem("<command line>", None, None, f"--set expects KEY=VALUE, got {text!r}")]
+        )
+    key, _, raw = text.partition("=")
+    value = load_text(raw, "<command line --set>").data if raw.strip() else None
+    return key.strip(), value

@@ -1,0 +1,252 @@
+"""Results as DataFrames, the KPIs of FORMAT.md section 6, and the writers of the output folder.
+
+Money columns hold integer minor units (int64) in every DataFrame, so sums stay exact; CSV files
+show them as plain decimals ("500.00") and KPIs report them in major units.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .contract import TERMINAL
+from .engine import EVENT_COLUMNS, Simulation
+from .ledger import FLOWS, KINDS
+from .units import format_money
+
+LEDGER_COLUMNS = ("time", "from_account", "to_account", "flow", "amount", "contract", "milestone")
+MILESTONE_COLUMNS = (
+    "contract",
+    "milestone",
+    "amount",
+    "due",
+    "state",
+    "funded_at",
+    "first_submitted_at",
+    "closed_at",
+    "outcome",
+    "released",
+    "refunded",
+    "bonus",
+    "change_requests",
+    "submissions",
+    "late",
+)
+BALANCE_COLUMNS = ("time", *KINDS, "freelancer")
+MONEY_COLUMNS = {"amount", "released", "refunded", "bonus", *KINDS, "freelancer"}
+KPI_NAMES = (
+    "contracts",
+    "milestones",
+    "milestones_closed",
+    "funded_total",
+    "released_total",
+    "bonus_total",
+    "refunded_total",
+    "fees_total",
+    "approved_share",
+    "auto_approved_share",
+    "refunded_share",
+    "disputed_share",
+    "time_to_payment_days_mean",
+    "time_to_payment_days_p50",
+    "time_to_payment_days_p90",
+    "escrow_float_avg",
+    "escrow_float_max",
+    "dispute_wait_days_mean",
+)
+MONEY_KPIS = {
+    "funded_total",
+    "released_total",
+    "bonus_total",
+    "refunded_total",
+    "fees_total",
+    "escrow_float_avg",
+    "escrow_float_max",
+}
+
+
+@dataclass
+class RunTables:
+    """The tables and aggregates of one replication."""
+
+    replication: int
+    events: pd.DataFrame
+    ledger: pd.DataFrame
+    milestones: pd.DataFrame
+    balances: pd.DataFrame
+    totals: dict[str, int]
+    kpis: dict[str, float]
+    end: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _frame(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(rows, columns=list(columns))
+    for col in columns:
+        if col in MONEY_COLUMNS:
+            df[col] = df[col].astype("int64")
+        elif col == "time":
+            df[col] = df[col].astype("float64")
+    return df
+
+
+def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) -> RunTables:
+    """Collect one finished simulation into DataFrames and per-replication KPIs."""
+    events = _frame(sim.rec.events, EVENT_COLUMNS)
+    ledger = _frame(
+        [
+            (p.time, p.from_account, p.to_account, p.flow, p.amount, p.contract, p.milestone)
+            for p in sim.ledger.postings
+        ],
+        LEDGER_COLUMNS,
+    )
+    rows = []
+    for cid in sim.order:
+        c = sim.contracts[cid]
+        for m in c.milestones:
+            if m.deleted:
+                continue
+            late = (
+                m.due is not None
+                and m.first_submitted_at is not None
+                and m.first_submitted_at > m.due + 1e-9
+            )
+            rows.append(
+                (
+                    cid,
+                    m.id,
+                    m.amount,
+                    m.due,
+                    m.state,
+                    m.funded_at,
+                    m.first_submitted_at,
+                    m.closed_at,
+                    m.outcome,
+                    m.released,
+                    m.refunded,
+                    m.bonus,
+                    m.change_requests,
+                    m.submissions,
+                    late,
+                )
+            )
+    milestones = _frame(rows, MILESTONE_COLUMNS)
+    for col in ("due", "funded_at", "first_submitted_at", "closed_at"):
+        milestones[col] = milestones[col].astype("float64")
+    for col in ("change_requests", "submissions"):
+        milestones[col] = milestones[col].astype("int64")
+    milestones["late"] = milestones["late"].astype(bool)
+    bal_rows = [(*row, row[3] + row[4]) for row in sim.rec.balances]
+    balances = _frame(bal_rows, BALANCE_COLUMNS)
+    totals = dict(sim.ledger.totals)
+    kpis = compute_kpis(sim, milestones, totals, end, digits)
+    return RunTables(replication, events, ledger, milestones, balances, totals, kpis, end)
+
+
+def compute_kpis(
+    sim: Simulation, milestones: pd.DataFrame, totals: dict[str, int], end: float, digits: int
+) -> dict[str, float]:
+    """The KPIs of one replication (money in major units)."""
+    scale = 10.0**digits
+    outcome = milestones["outcome"]
+    closed = int(milestones["state"].isin(TERMINAL).sum())
+    paid = milestones[
+        outcome.isin(("approved", "auto_approved")) & milestones["first_submitted_at"].notna()
+    ]
+    ttp = (paid["closed_at"] - paid["first_submitted_at"]).to_numpy(dtype=float)
+    horizon = sim.until if sim.until is not None else end
+
+    def share(mask: pd.Series) -> float:
+        return float(mask.sum()) / closed if closed else math.nan
+
+    return {
+        "contracts": float(len(sim.contracts)),
+        "milestones": float(len(milestones)),
+        "milestones_closed": float(closed),
+        "funded_total": totals["funded"] / scale,
+        "released_total": totals["released"] / scale,
+        "bonus_total": totals["bonus"] / scale,
+        "refunded_total": totals["refunded"] / scale,
+        "fees_total": totals["fees"] / scale,
+        "approved_share": share(outcome == "approved"),
+        "auto_approved_share": share(outcome == "auto_approved"),
+        "refunded_share": share(outcome.isin(("refunded", "auto_refunded"))),
+        "disputed_share": share(outcome == "resolved"),
+        "time_to_payment_days_mean": float(ttp.mean()) if len(ttp) else math.nan,
+        "time_to_payment_days_p50": float(np.percentile(ttp, 50)) if len(ttp) else math.nan,
+        "time_to_payment_days_p90": float(np.percentile(ttp, 90)) if len(ttp) else math.nan,
+        "escrow_float_avg": (sim.rec.escrow_area / horizon / scale) if horizon > 0 else 0.0,
+        "escrow_float_max": sim.rec.escrow_max / scale,
+        "dispute_wait_days_mean": float(np.mean(sim.dispute_waits))
+        if sim.dispute_waits
+        else math.nan,
+    }
+
+
+def summarize_kpis(per_rep: list[dict[str, float]]) -> dict[str, dict[str, float | int | None]]:
+    """Mean and 95% t-interval of each KPI across replications (interval null when n = 1)."""
+    from scipy import stats
+
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name in KPI_NAMES:
+        values = np.array([r[name] for r in per_rep if not math.isnan(r[name])], dtype=float)
+        n = len(values)
+        if n == 0:
+            out[name] = {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+            continue
+        mean = float(values.mean())
+        if n == 1:
+            out[name] = {"mean": _clean(mean), "ci_low": None, "ci_high": None, "n": 1}
+            continue
+        half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+        out[name] = {
+            "mean": _clean(mean),
+            "ci_low": _clean(mean - half),
+            "ci_high": _clean(mean + half),
+            "n": n,
+        }
+    return out
+
+
+def _clean(x: float) -> float:
+    """Round away float noise for reports (12 significant digits)."""
+    return float(f"{x:.12g}")
+
+
+# ------------------------------------------------------------------------------ exports
+
+
+def _fmt_time(t: float) -> str:
+    if t is None or (isinstance(t, float) and math.isnan(t)):
+        return ""
+    text = f"{t:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def export_frame(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """A copy fit for CSV: money as decimal strings, times without float noise."""
+    out = df.copy()
+    for col in out.columns:
+        if col in MONEY_COLUMNS:
+            out[col] = [format_money(int(v), digits) for v in out[col]]
+        elif col in ("time", "due", "funded_at", "first_submitted_at", "closed_at"):
+            out[col] = [_fmt_time(v) for v in out[col]]
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: Path, digits: int = 2) -> None:
+    """Write a table as CSV with exact money and clean times (LF line endings)."""
+    export_frame(df, digits).to_csv(path, index=False, lineterminator="\n")
+
+
+def write_json(data: Any, path: Path) -> None:
+    """Write JSON deterministically (sorted keys, fixed separators, trailing newline)."""
+    path.write_text(
+        json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
+    )
