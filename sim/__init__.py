@@ -9,10 +9,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .batch import Result, run  # noqa: E402
-from .policy import Policy, load_policy  # noqa: E402
-from .scenario import Scenario, load_scenario  # noqa: E402
-from .yamlio import InputError  # noqa: E402
+from .batch import Result, run
+from .policy import Policy, load_policy
+from .scenario import Scenario, load_scenario
+from .yamlio import InputError
 
 __all__ = [
     "InputError",

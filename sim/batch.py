@@ -31,9 +31,7 @@ from .units import format_duration
 EVENT_MODES = ("full", "none")
 
 
-def run_replication(
-    scenario: Scenario, replication: int, seed: int, events: str = "full"
-) -> RunTables:
+def run_replication(scenario: Scenario, replication: int, seed: int, events: str = "full") -> RunTables:
     """Play one replication of a scenario and return its tables."""
     keep = events == "full"
     sim = Simulation(
@@ -138,9 +136,7 @@ class Result:
             for r in self.runs:
                 if self.events_mode != "full":
                     raise ValueError("expectations need the full event log (events='full')")
-                checker = Checker(
-                    r.events, r.ledger, r.extra["states"], r.extra["accounts"], self.digits
-                )
+                checker = Checker(r.events, r.ledger, r.extra["states"], r.extra["accounts"], self.digits)
                 out.extend(checker.check(e) for e in self.scenario.expectations)
             self._checks = out
         return self._checks

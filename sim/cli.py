@@ -101,16 +101,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
     if args.replications is not None and args.replications < 1:
-        raise InputError(
-            [Problem("<command line>", None, None, "--replications must be at least 1")]
-        )
+        raise InputError([Problem("<command line>", None, None, "--replications must be at least 1")])
     events = args.events
     if events == "auto":
         events = "full"
-        if (
-            scenario.is_population
-            and scenario.population.expected_milestones(scenario.until) > 50_000
-        ):
+        if scenario.is_population and scenario.population.expected_milestones(scenario.until) > 50_000:
             events = "none"
     result = run(
         scenario,
@@ -191,11 +186,7 @@ def _cmd_validate(paths: Sequence[str]) -> int:
     for path in scenario_files(paths):
         try:
             doc = load_file(path)
-            if (
-                isinstance(doc.data, dict)
-                and "scenario" not in doc.data
-                and "milestones" in doc.data
-            ):
+            if isinstance(doc.data, dict) and "scenario" not in doc.data and "milestones" in doc.data:
                 load_policy(str(path))
             else:
                 load_scenario(path)

@@ -336,9 +336,7 @@ def _offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     timers = []
     if policy.offer.expires_after is not None:
         c.offer_gen += 1
-        timers.append(
-            Timer(policy.offer.expires_after, Action("platform", "offer_expired", gen=c.offer_gen))
-        )
+        timers.append(Timer(policy.offer.expires_after, Action("platform", "offer_expired", gen=c.offer_gen)))
     ev = Emitted(a.actor, "offer", "", total, f"offer of {len(live)} milestone(s) sent", [])
     return Outcome(True, events=[ev], timers=timers)
 
@@ -348,9 +346,7 @@ def _end_offer(policy: Policy, c: Contract, a: Action, now: float, state: str, r
     c.offer_gen += 1
     events = [Emitted(a.actor, a.name, "", 0, f"contract {state}", [])]
     if refund and c.escrow() > 0:
-        events.append(
-            _refund_all(c, now, "platform", "offer_refund", "escrow returned to the client")
-        )
+        events.append(_refund_all(c, now, "platform", "offer_refund", "escrow returned to the client"))
     return Outcome(True, events=events)
 
 
@@ -394,9 +390,7 @@ def _fund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     if rules.funding_order == "sequential":
         nxt = next(x for x in c.milestones if not x.deleted and x.state == "planned")
         if nxt is not m:
-            raise Rejected(
-                "funding_order", f"cannot fund {m.id}: {nxt.id} is the next milestone in order"
-            )
+            raise Rejected("funding_order", f"cannot fund {m.id}: {nxt.id} is the next milestone in order")
     if m.amount < rules.minimum_amount:
         raise Rejected(
             "minimum_amount",
@@ -433,9 +427,7 @@ def _submit(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
         m.first_submitted_at = now
     timers = []
     if policy.review.on_timeout == "approve":
-        timers.append(
-            Timer(policy.review.window, Action("platform", "auto_approve", m.id, gen=m.gen))
-        )
+        timers.append(Timer(policy.review.window, Action("platform", "auto_approve", m.id, gen=m.gen)))
     note = f"submission {m.submissions}; review window ends in {policy.review.window:g}d"
     return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
 
@@ -463,16 +455,12 @@ def _approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     _release(policy, c, m, amount, postings, timers)
     _close(m, "released", "approved", now)
     if amount < held:
-        note = (
-            f"partial release; {_money(policy, held - amount)} stays in escrow as contract credit"
-        )
+        note = f"partial release; {_money(policy, held - amount)} stays in escrow as contract credit"
     elif amount > held:
         note = f"released in full plus a bonus of {_money(policy, amount - held)}"
     else:
         note = "released in full"
-    return Outcome(
-        True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers
-    )
+    return Outcome(True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers)
 
 
 def _auto_approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
@@ -517,7 +505,8 @@ def _check_position_lock(policy: Policy, c: Contract, position: int) -> None:
     if locked and position <= locked[-1]:
         raise Rejected(
             "active_locked",
-            f"cannot insert at position {position}: milestone {live[locked[-1]].id} is funded and keeps its place",
+            f"cannot insert at position {position}: "
+            f"milestone {live[locked[-1]].id} is funded and keeps its place",
         )
 
 
@@ -556,13 +545,9 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outco
         if a.amount is not None and "amount" in locked:
             raise Rejected("active_locked", f"the amount of funded milestone {m.id} cannot change")
         if a.due is not None and "due_date" in locked:
-            raise Rejected(
-                "active_locked", f"the due date of funded milestone {m.id} cannot change"
-            )
+            raise Rejected("active_locked", f"the due date of funded milestone {m.id} cannot change")
         if a.amount is not None and m.state != "funded":
-            raise Rejected(
-                "invalid_state", f"milestone {m.id} is {m.state}; its amount cannot change now"
-            )
+            raise Rejected("invalid_state", f"milestone {m.id} is {m.state}; its amount cannot change now")
     if a.amount is not None and a.amount < policy.milestones.minimum_amount:
         raise Rejected(
             "minimum_amount",
@@ -575,9 +560,7 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outco
             need = a.amount - m.escrowed
             from_credit = min(c.credit, need)
             c.credit -= from_credit
-            postings.append(
-                (c.client_account, c.escrow_account, "funded", need - from_credit, m.id)
-            )
+            postings.append((c.client_account, c.escrow_account, "funded", need - from_credit, m.id))
         else:
             c.credit += m.escrowed - a.amount
         m.escrowed = a.amount
@@ -608,9 +591,7 @@ def _delete_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Out
         m.escrowed = 0
     m.deleted = True
     m.gen += 1
-    c.milestones = [x for x in c.milestones if not x.deleted] + [
-        x for x in c.milestones if x.deleted
-    ]
+    c.milestones = [x for x in c.milestones if not x.deleted] + [x for x in c.milestones if x.deleted]
     return Outcome(True, events=[Emitted(a.actor, "delete_milestone", m.id, 0, "deleted", [])])
 
 
@@ -628,9 +609,7 @@ def _reorder(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
             if m.state != "planned" and order[i] != m.id:
                 raise Rejected("active_locked", f"funded milestone {m.id} cannot change its place")
     c.milestones = [c.by_id[i] for i in order] + [x for x in c.milestones if x.deleted]
-    return Outcome(
-        True, events=[Emitted(a.actor, "reorder_milestones", "", 0, " > ".join(order), [])]
-    )
+    return Outcome(True, events=[Emitted(a.actor, "reorder_milestones", "", 0, " > ".join(order), [])])
 
 
 def _request_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
@@ -649,22 +628,16 @@ def _request_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outco
         m.state = "refund_requested"
         m.gen += 1
     c.refund_gen += 1
-    c.refund_request = RefundRequest(
-        tuple(m.id for m in targets), include_credit, now, c.refund_gen
-    )
+    c.refund_request = RefundRequest(tuple(m.id for m in targets), include_credit, now, c.refund_gen)
     amount = sum(m.escrowed for m in targets) + (c.credit if include_credit else 0)
     timers = []
     if policy.refund.on_timeout == "refund":
         timers.append(
-            Timer(
-                policy.refund.response_window, Action("platform", "auto_refund", gen=c.refund_gen)
-            )
+            Timer(policy.refund.response_window, Action("platform", "auto_refund", gen=c.refund_gen))
         )
     note = f"freelancer has {policy.refund.response_window:g}d to answer"
     mid = a.milestone or ""
-    return Outcome(
-        True, events=[Emitted(a.actor, "request_refund", mid, amount, note, [])], timers=timers
-    )
+    return Outcome(True, events=[Emitted(a.actor, "request_refund", mid, amount, note, [])], timers=timers)
 
 
 def _refund_requested(c: Contract, now: float, actor: str, action: str, outcome: str) -> Emitted:
@@ -705,18 +678,14 @@ def _auto_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     req = c.refund_request
     if req is None or req.disputed or req.gen != a.gen:
         return STALE
-    return Outcome(
-        True, events=[_refund_requested(c, now, "platform", "auto_refund", "auto_refunded")]
-    )
+    return Outcome(True, events=[_refund_requested(c, now, "platform", "auto_refund", "auto_refunded")])
 
 
 def _dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     _need_contract(c, ("active", "ended"), "dispute")
     req = _pending_request(c, "dispute")
     if not policy.refund.dispute:
-        raise Rejected(
-            "dispute", "this policy does not let the freelancer dispute a refund request"
-        )
+        raise Rejected("dispute", "this policy does not let the freelancer dispute a refund request")
     req.disputed = True
     req.disputed_at = now
     c.refund_gen += 1
@@ -735,9 +704,7 @@ def disputed_amount(c: Contract) -> int:
     req = c.refund_request
     if req is None or not req.disputed:
         return 0
-    return sum(c.by_id[m].escrowed for m in req.milestones) + (
-        c.credit if req.include_credit else 0
-    )
+    return sum(c.by_id[m].escrowed for m in req.milestones) + (c.credit if req.include_credit else 0)
 
 
 def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
@@ -806,9 +773,7 @@ def _funds_available(policy: Policy, c: Contract, a: Action, now: float) -> Outc
     account = a.account or ""
     available = account.rsplit(":", 1)[0] + ":available"
     postings = [(account, available, "available", a.amount or 0, a.milestone or "")]
-    ev = Emitted(
-        "platform", "funds_available", a.milestone or "", a.amount or 0, "hold ended", postings
-    )
+    ev = Emitted("platform", "funds_available", a.milestone or "", a.amount or 0, "hold ended", postings)
     return Outcome(True, events=[ev])
 
 

@@ -104,18 +104,14 @@ class Ledger:
         if flow in self.totals:
             self.totals[flow] += amount
         if self.keep_postings:
-            self.postings.append(
-                Posting(time, from_account, to_account, flow, amount, contract, milestone)
-            )
+            self.postings.append(Posting(time, from_account, to_account, flow, amount, contract, milestone))
 
     def check(self) -> None:
         """Raise LedgerError unless money is conserved and no kind of account is negative."""
         k = self.kinds
         held = k["escrow"] + k["freelancer_pending"] + k["freelancer_available"] + k["platform"]
         if k["client"] != held:
-            raise LedgerError(
-                f"conservation broken: clients paid {k['client']}, accounts hold {held}"
-            )
+            raise LedgerError(f"conservation broken: clients paid {k['client']}, accounts hold {held}")
         for kind, value in k.items():
             if value < 0:
                 raise LedgerError(f"{kind} balance is negative: {value}")

@@ -26,8 +26,15 @@ from pydantic import (
 )
 
 from . import schema
-from .units import CURRENCY_DIGITS, ROUNDING_MODES, UnitError, format_duration, format_money
-from .units import parse_duration, parse_money
+from .units import (
+    CURRENCY_DIGITS,
+    ROUNDING_MODES,
+    UnitError,
+    format_duration,
+    format_money,
+    parse_duration,
+    parse_money,
+)
 from .yamlio import Doc, InputError, Loc, Problem, dotted, load_file
 
 #: Rule ids a rejected action is recorded with (FORMAT.md section 2).
@@ -305,9 +312,7 @@ def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...]) -> None:
 
 def _unknown_pack_message(ref: str) -> str:
     names = ", ".join(builtin_packs())
-    return (
-        f"unknown policy pack {ref!r}: give a built-in pack name ({names}) or a path to a YAML file"
-    )
+    return f"unknown policy pack {ref!r}: give a built-in pack name ({names}) or a path to a YAML file"
 
 
 def load_policy(
@@ -352,9 +357,7 @@ def load_policy(
     if problems:
         raise InputError(problems)
     digits = CURRENCY_DIGITS.get(str(sourced.data.get("currency", "USD")), 2)
-    policy: Policy = schema.validate(
-        Policy, sourced.data, sourced.locate, context={"digits": digits}
-    )
+    policy: Policy = schema.validate(Policy, sourced.data, sourced.locate, context={"digits": digits})
     return policy
 
 
@@ -363,9 +366,7 @@ def parse_set_option(text: str) -> tuple[str, Any]:
     from .yamlio import load_text
 
     if "=" not in text:
-        raise InputError(
-            [Problem("<command line>", None, None, f"--set expects KEY=VALUE, got {text!r}")]
-        )
+        raise InputError([Problem("<command line>", None, None, f"--set expects KEY=VALUE, got {text!r}")])
     key, _, raw = text.partition("=")
     value = load_text(raw, "<command line --set>").data if raw.strip() else None
     return key.strip(), value

@@ -17,9 +17,7 @@ def _table(rows: list[list[str]], right: set[int]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):
-        cells = [
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)
-        ]
+        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
         lines.append("  " + "  ".join(cells).rstrip())
         if n == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
@@ -45,9 +43,7 @@ def fund_flows(result: Result) -> str:
             ]
         )
     escrow = sum(first.extra["escrow_by_contract"].values())
-    rows.append(
-        ["total", "", *(format_money(first.totals[f], d) for f in flows), format_money(escrow, d)]
-    )
+    rows.append(["total", "", *(format_money(first.totals[f], d) for f in flows), format_money(escrow, d)])
     return f"Fund flows ({result.scenario.policy.currency})\n" + _table(rows, {2, 3, 4, 5, 6, 7})
 
 
@@ -92,10 +88,7 @@ def _fmt_num(x: float) -> str:
 def summary(result: Result) -> str:
     """The whole printed summary of a run."""
     sc = result.scenario
-    head = (
-        f"{sc.title}\n  policy {sc.policy.policy}, seed {result.seed}, "
-        f"{len(result.runs)} replication(s)"
-    )
+    head = f"{sc.title}\n  policy {sc.policy.policy}, seed {result.seed}, {len(result.runs)} replication(s)"
     parts = [head]
     if sc.is_population:
         parts.append(kpi_table(result))

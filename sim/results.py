@@ -17,7 +17,7 @@ import pandas as pd
 
 from .contract import TERMINAL
 from .engine import EVENT_COLUMNS, Simulation
-from .ledger import FLOWS, KINDS
+from .ledger import KINDS
 from .units import format_money
 
 LEDGER_COLUMNS = ("time", "from_account", "to_account", "flow", "amount", "contract", "milestone")
@@ -113,9 +113,7 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
             if m.deleted:
                 continue
             late = (
-                m.due is not None
-                and m.first_submitted_at is not None
-                and m.first_submitted_at > m.due + 1e-9
+                m.due is not None and m.first_submitted_at is not None and m.first_submitted_at > m.due + 1e-9
             )
             rows.append(
                 (
@@ -156,9 +154,7 @@ def compute_kpis(
     scale = 10.0**digits
     outcome = milestones["outcome"]
     closed = int(milestones["state"].isin(TERMINAL).sum())
-    paid = milestones[
-        outcome.isin(("approved", "auto_approved")) & milestones["first_submitted_at"].notna()
-    ]
+    paid = milestones[outcome.isin(("approved", "auto_approved")) & milestones["first_submitted_at"].notna()]
     ttp = (paid["closed_at"] - paid["first_submitted_at"]).to_numpy(dtype=float)
     horizon = sim.until if sim.until is not None else end
 
@@ -183,9 +179,7 @@ def compute_kpis(
         "time_to_payment_days_p90": float(np.percentile(ttp, 90)) if len(ttp) else math.nan,
         "escrow_float_avg": (sim.rec.escrow_area / horizon / scale) if horizon > 0 else 0.0,
         "escrow_float_max": sim.rec.escrow_max / scale,
-        "dispute_wait_days_mean": float(np.mean(sim.dispute_waits))
-        if sim.dispute_waits
-        else math.nan,
+        "dispute_wait_days_mean": float(np.mean(sim.dispute_waits)) if sim.dispute_waits else math.nan,
     }
 
 
@@ -247,6 +241,4 @@ def write_csv(df: pd.DataFrame, path: Path, digits: int = 2) -> None:
 
 def write_json(data: Any, path: Path) -> None:
     """Write JSON deterministically (sorted keys, fixed separators, trailing newline)."""
-    path.write_text(
-        json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")

@@ -164,9 +164,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
-def _parse_step(
-    col: _Collector, item: Any, loc: Loc, digits: int, known: set[str]
-) -> ScriptStep | None:
+def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[str]) -> ScriptStep | None:
     if not isinstance(item, dict):
         col.add(loc, "a script step is a mapping like {at: 1d, client: fund, milestone: m1}")
         return None
@@ -184,9 +182,7 @@ def _parse_step(
         col.add((*loc, actor), f"{name} happens automatically and cannot be scripted")
         return None
     if name not in ACTIONS[actor]:
-        col.add(
-            (*loc, actor), f"unknown {actor} action {name!r}; allowed: {', '.join(ACTIONS[actor])}"
-        )
+        col.add((*loc, actor), f"unknown {actor} action {name!r}; allowed: {', '.join(ACTIONS[actor])}")
         return None
     allowed = ("at", actor, *_ARGS.get(name, ()))
     col.keys(item, allowed, loc)
@@ -212,9 +208,7 @@ def _parse_step(
         if not isinstance(mid, (str, int)) or isinstance(mid, bool):
             col.add((*loc, "milestone"), f"expected a milestone id, got {mid!r}")
         elif str(mid) not in known:
-            col.add(
-                (*loc, "milestone"), f"unknown milestone {mid!r}; known: {', '.join(sorted(known))}"
-            )
+            col.add((*loc, "milestone"), f"unknown milestone {mid!r}; known: {', '.join(sorted(known))}")
         kwargs["milestone"] = str(mid)
     if "amount" in item:
         kwargs["amount"] = col.money(item["amount"], (*loc, "amount"), digits)
@@ -264,9 +258,7 @@ def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractS
         freelancer = col.text(item, "freelancer", loc)
         if cid is not None:
             if cid in seen:
-                col.add(
-                    (*loc, "id"), f"duplicate contract id {cid!r} (also contracts[{seen[cid]}])"
-                )
+                col.add((*loc, "id"), f"duplicate contract id {cid!r} (also contracts[{seen[cid]}])")
             seen[cid] = i
             if "/" in cid or ":" in cid:
                 col.add((*loc, "id"), "ids may not contain '/' or ':'")
@@ -283,9 +275,7 @@ def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractS
                 continue
             col.keys(ms, ("id", "amount", "due"), mloc)
             mid = col.text(ms, "id", mloc)
-            amount = (
-                col.money(ms.get("amount"), (*mloc, "amount"), digits) if "amount" in ms else None
-            )
+            amount = col.money(ms.get("amount"), (*mloc, "amount"), digits) if "amount" in ms else None
             if "amount" not in ms:
                 col.add(mloc, "required key 'amount' is missing")
             due = col.duration(ms["due"], (*mloc, "due")) if ms.get("due") is not None else None
@@ -337,14 +327,10 @@ def _parse_expect(col: _Collector, data: Any, contracts: tuple[ContractSpec, ...
         return ()
     by_id = {c.id: c for c in contracts}
     mids = {f"{c.id}/{m}" for c in contracts for m in _known_mids(c)}
-    parties = {f"client:{c.client}" for c in contracts} | {
-        f"freelancer:{c.freelancer}" for c in contracts
-    }
+    parties = {f"client:{c.client}" for c in contracts} | {f"freelancer:{c.freelancer}" for c in contracts}
     accounts = {"escrow", "client", "freelancer", "platform"} | parties
     accounts |= {f"escrow:{c}" for c in by_id}
-    accounts |= {
-        f"freelancer:{c.freelancer}:{s}" for c in contracts for s in ("pending", "available")
-    }
+    accounts |= {f"freelancer:{c.freelancer}:{s}" for c in contracts for s in ("pending", "available")}
     all_actions = {a for acts in ACTIONS.values() for a in acts} | set(AUTOMATIC)
     out = []
     for i, item in enumerate(data):
@@ -447,11 +433,7 @@ def _parse_expect(col: _Collector, data: Any, contracts: tuple[ContractSpec, ...
 
 def _known_mids(c: ContractSpec) -> list[str]:
     ids = [m.id for m in c.milestones]
-    ids += [
-        s.action.milestone
-        for s in c.script
-        if s.action.name == "add_milestone" and s.action.milestone
-    ]
+    ids += [s.action.milestone for s in c.script if s.action.name == "add_milestone" and s.action.milestone]
     return ids
 
 
@@ -461,17 +443,13 @@ def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] | None = No
     doc = load_file(path)
     data = doc.data
     if not isinstance(data, dict):
-        raise InputError(
-            [doc.problem((), "a scenario file is a mapping with scenario:, policy:, ...")]
-        )
+        raise InputError([doc.problem((), "a scenario file is a mapping with scenario:, policy:, ...")])
     col = _Collector(doc)
     col.keys(data, SCENARIO_KEYS, ())
     title = col.text(data, "scenario", ()) or path.stem
     policy_ref = data.get("policy")
     if not isinstance(policy_ref, str):
-        col.add(
-            ("policy",) if "policy" in data else (), "policy names a pack (e.g. upwork) or a path"
-        )
+        col.add(("policy",) if "policy" in data else (), "policy names a pack (e.g. upwork) or a path")
     raw_over = data.get("policy_overrides") or {}
     policy_overrides: list[Override] = []
     if not isinstance(raw_over, dict):

@@ -60,21 +60,18 @@ def _unwrap_container(tp: Any) -> Any:
 
 
 def _clean_loc(loc: tuple[Any, ...], data: Any) -> Loc:
-    """Drop pydantic's internal loc parts (union branches, validator names) that are not data keys."""
+    """Keep the loc parts that are data keys; drop pydantic's internal ones (union branches)."""
     out: list[str | int] = []
     cur = data
-    for part in loc:
-        if isinstance(cur, dict) and isinstance(part, str) and part in cur:
+    for n, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
             out.append(part)
             cur = cur[part]
-        elif isinstance(cur, dict) and isinstance(part, str) and not out[-1:] == [part]:
-            # a key that is missing (required) or unknown: keep it as the last element
-            if part not in cur and all(isinstance(p, (str, int)) for p in loc):
-                out.append(part)
-                break
+        elif n == len(loc) - 1 and isinstance(part, str) and "[" not in part:
+            out.append(part)  # a required key that is missing
     return tuple(out)
 
 

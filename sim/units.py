@@ -59,9 +59,7 @@ def parse_money(value: object, digits: int = 2, *, allow_zero: bool = False) -> 
         raise UnitError(f"expected a finite amount, got {value!r}")
     scaled = dec.scaleb(digits)
     if scaled != scaled.to_integral_value():
-        raise UnitError(
-            f"amount {text} has more than {digits} decimal places; amounts are never rounded"
-        )
+        raise UnitError(f"amount {text} has more than {digits} decimal places; amounts are never rounded")
     cents = int(scaled)
     if cents < 0 or (cents == 0 and not allow_zero):
         raise UnitError(f"amount must be greater than zero, got {text}")

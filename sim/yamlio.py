@@ -87,9 +87,7 @@ def dotted(loc: Loc) -> str:
 
 
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
-_FLOAT = re.compile(
-    r"^[-+]?(\.[0-9]+|[0-9][0-9_]*\.[0-9_]*|[0-9][0-9_]*(?=[eE]))([eE][-+]?[0-9]+)?$"
-)
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*\.[0-9_]*|[0-9][0-9_]*(?=[eE]))([eE][-+]?[0-9]+)?$")
 _NULL = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
@@ -167,9 +165,7 @@ def _convert(node: yaml.Node, loc: Loc, doc: Doc, budget: list[int], stack: set[
     doc.marks.setdefault(loc, _mark(node))
     if node.tag not in _STD_TAGS:
         line, col = _mark(node)
-        raise InputError(
-            [Problem(doc.file, line, col, f"tag {node.tag!r} is not allowed (plain YAML only)")]
-        )
+        raise InputError([Problem(doc.file, line, col, f"tag {node.tag!r} is not allowed (plain YAML only)")])
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:str":
             return _scalar(node)
@@ -177,21 +173,15 @@ def _convert(node: yaml.Node, loc: Loc, doc: Doc, budget: list[int], stack: set[
     stack.add(id(node))
     try:
         if isinstance(node, yaml.SequenceNode):
-            return [
-                _convert(child, (*loc, i), doc, budget, stack) for i, child in enumerate(node.value)
-            ]
+            return [_convert(child, (*loc, i), doc, budget, stack) for i, child in enumerate(node.value)]
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line, col = _mark(key_node)
-                raise InputError(
-                    [Problem(doc.file, line, col, "mapping keys must be plain scalars")]
-                )
+                raise InputError([Problem(doc.file, line, col, "mapping keys must be plain scalars")])
             if key_node.tag == "tag:yaml.org,2002:merge" or key_node.value == "<<":
                 line, col = _mark(key_node)
-                raise InputError(
-                    [Problem(doc.file, line, col, "merge keys (<<) are not supported")]
-                )
+                raise InputError([Problem(doc.file, line, col, "merge keys (<<) are not supported")])
             key = str(key_node.value)
             if key in out:
                 line, col = _mark(key_node)
