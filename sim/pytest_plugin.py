@@ -1,0 +1,69 @@
+"""pytest plugin: every scenario YAML file with ``expect:`` becomes a test item.
+
+Installed with the package (entry point ``pytest11``), so ``pytest scenarios/`` collects a
+regression suite without any conftest. A failing item reads like ``milestone-sim test``: each
+failed expectation with file:line, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_EXPECT = re.compile(r"^expect\s*:", re.MULTILINE)
+_SCENARIO = re.compile(r"^scenario\s*:", re.MULTILINE)
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    """Collect ``*.yaml``/``*.yml`` files that declare a scenario with expectations."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    try:
+        head = file_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if _EXPECT.search(head) and _SCENARIO.search(head):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """A scenario file: one item that runs it and checks all its expectations."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield ScenarioItem.from_parent(self, name="expectations")
+
+
+class ScenarioFailure(Exception):
+    """Expectations of a scenario did not hold, or the scenario is invalid input."""
+
+
+class ScenarioItem(pytest.Item):
+    """Runs the scenario and checks its expectations."""
+
+    def runtest(self) -> None:
+        from .batch import run
+        from .yamlio import InputError
+
+        try:
+            result = run(self.path)
+        except InputError as exc:
+            raise ScenarioFailure("invalid scenario:\n" + str(exc)) from None
+        bad = [c for c in result.check() if not c.ok]
+        if bad:
+            total = len(result.check())
+            lines = [f"{len(bad)} of {total} expectations failed:"]
+            lines += [c.describe() for c in bad]
+            raise ScenarioFailure("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.path.name}"
