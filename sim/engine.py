@@ -84,6 +84,7 @@ class Simulation:
         self.rec = Recorder(keep_events=keep_events)
         self.balance_every = balance_every
         self.dispute_team: simpy.Resource | None = None
+        self.dispute_desk: Any = None  # population.DisputeDesk, created with the first dispute
         self.dispute_waits: list[float] = []
         self.dispute_queue: list[tuple[float, int]] = []
 

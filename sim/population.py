@@ -1,0 +1,518 @@
+"""Population scenarios: sampled contracts whose parties race the policy's timers.
+
+Parsing turns the ``population:`` block into a frozen ``Population``. At run time ``populate``
+schedules arrivals; each contract gets a ``SampledContract`` behaviour that reacts to the
+contract's events by scheduling the parties' next moves after sampled delays. Those moves go
+through the same state machine as scripted actions, so the policy decides what they do and the
+policy's timers win whenever a party is slower than them.
+
+Random streams: arrivals draw from ``SeedSequence((seed, replication))``; contract ``i`` draws its
+structure (milestones, amounts, parties) and then its behaviour from its own
+``SeedSequence((seed, replication, i))``. Two policies run on the same seed therefore see the same
+contracts, and the same behaviour draws in the order the contract needs them (common random
+numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from .contract import Action, Contract, Emitted
+from .distributions import Dist, constant, parse_dist, parse_mix, pick
+from .scenario import ContractSpec, MilestoneSpec
+from .units import UnitError, parse_rate
+
+if TYPE_CHECKING:
+    from .engine import Simulation
+    from .scenario import Scenario, _Collector
+    from .yamlio import Loc
+
+DECISIONS = ("approve", "request_changes", "partial", "bonus", "refund")
+REFUND_ANSWERS = ("approve", "dispute", "silent")
+DISPUTE_OUTCOMES = ("release", "refund", "split")
+
+
+@dataclass(frozen=True)
+class Population:
+    """Everything that is sampled about a marketplace's contracts and parties."""
+
+    rate: float | None  # arrivals per day (Poisson), or
+    count: int | None  # a fixed number of contracts
+    over: float  # ... spread uniformly over this many days (0: all at t = 0)
+    clients: int | None  # size of the client pool (None: one client per contract)
+    freelancers: int | None
+    ms_count: Dist
+    ms_count_min: int
+    ms_count_max: int | None
+    ms_amount: Dist
+    fund_delay: Dist
+    withdraw_probability: float
+    withdraw_delay: Dist
+    review_delay: Dist
+    decision: tuple[tuple[str, float], ...]
+    partial_fraction: Dist
+    bonus_fraction: Dist
+    accept_probability: float
+    accept_delay: Dist
+    work: Dist
+    rework: Dist
+    refund_answer: tuple[tuple[str, float], ...]
+    refund_delay: Dist
+    dispute_agents: int
+    dispute_handling: Dist
+    dispute_outcome: tuple[tuple[str, float], ...]
+    split_fraction: Dist
+
+    def expected_contracts(self, until: float | None) -> float:
+        """Mean number of contracts that arrive."""
+        if self.count is not None:
+            return float(self.count)
+        return (self.rate or 0.0) * (until or 0.0)
+
+    def expected_milestones(self, until: float | None) -> float:
+        """Mean number of milestones, for choosing defaults such as the event log."""
+        per = max(self.ms_count.mean, self.ms_count_min)
+        return self.expected_contracts(until) * per
+
+
+# ------------------------------------------------------------------------------ parsing
+
+_KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform")
+
+
+def _block(col: _Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, ...]) -> dict:
+    raw = data.get(key, {})
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        col.add((*loc, key), f"{key} is a mapping of {', '.join(allowed)}")
+        return {}
+    col.keys(raw, allowed, (*loc, key))
+    return raw
+
+
+def _prob(col: _Collector, raw: Any, loc: Loc, default: float) -> float:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 1:
+        col.add(loc, f"a probability is a number from 0 to 1, got {raw!r}")
+        return default
+    return float(raw)
+
+
+def _count(col: _Collector, raw: Any, loc: Loc, minimum: int) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+        col.add(loc, f"expected a whole number >= {minimum}, got {raw!r}")
+        return None
+    return raw
+
+
+def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Population | None:
+    """Validate the ``population:`` block, reporting every problem with its position."""
+    loc: Loc = ("population",)
+    if not isinstance(raw, dict):
+        col.add(loc, "population is a mapping of arrivals, milestones, client, freelancer, platform")
+        return None
+    col.keys(raw, _KEYS, loc)
+    n_before = len(col.problems)
+
+    def dist(block: dict, key: str, bloc: Loc, kind: str, default: Dist | None) -> Dist:
+        if key not in block:
+            if default is None:
+                col.add(bloc, f"required key {key!r} is missing")
+                return constant(0.0)
+            return default
+        return parse_dist(col, block[key], (*bloc, key), kind, base, digits) or constant(0.0)
+
+    arrivals = _block(col, raw, "arrivals", loc, ("rate", "count", "over"))
+    aloc = (*loc, "arrivals")
+    rate = count = None
+    over = 0.0
+    if "rate" in arrivals and "count" in arrivals:
+        col.add(aloc, "arrivals take either rate (Poisson) or count (with optional over), not both")
+    elif "rate" in arrivals:
+        try:
+            rate = parse_rate(arrivals["rate"])
+        except UnitError as exc:
+            col.add((*aloc, "rate"), str(exc))
+        if "over" in arrivals:
+            col.add((*aloc, "over"), "over goes with count; a rate runs until the scenario's until")
+    elif "count" in arrivals:
+        count = _count(col, arrivals["count"], (*aloc, "count"), 1)
+        if "over" in arrivals:
+            try:
+                from .units import parse_duration
+
+                over = parse_duration(arrivals["over"])
+            except UnitError as exc:
+                col.add((*aloc, "over"), str(exc))
+    else:
+        col.add(aloc if "arrivals" in raw else loc, "arrivals need rate (e.g. 40/d) or count")
+
+    parties = _block(col, raw, "parties", loc, ("clients", "freelancers"))
+    clients = _count(col, parties.get("clients"), (*loc, "parties", "clients"), 1)
+    freelancers = _count(col, parties.get("freelancers"), (*loc, "parties", "freelancers"), 1)
+
+    ms = _block(col, raw, "milestones", loc, ("count", "amount"))
+    mloc = (*loc, "milestones")
+    count_raw = ms.get("count", 1)
+    ms_min, ms_max = 1, None
+    if isinstance(count_raw, dict) and ("minimum" in count_raw or "maximum" in count_raw):
+        count_raw = dict(count_raw)
+        ms_min = _count(col, count_raw.pop("minimum", 1), (*mloc, "count", "minimum"), 1) or 1
+        ms_max = _count(col, count_raw.pop("maximum", None), (*mloc, "count", "maximum"), 1)
+        if ms_max is not None and ms_max < ms_min:
+            col.add((*mloc, "count", "maximum"), "maximum must be at least minimum")
+    ms_count = parse_dist(col, count_raw, (*mloc, "count"), "count", base, digits) or constant(1.0)
+    ms_amount = dist(ms, "amount", mloc, "money", None)
+
+    client = _block(col, raw, "client", loc, ("fund_delay", "withdraw", "review"))
+    cloc = (*loc, "client")
+    withdraw = _block(col, client, "withdraw", cloc, ("probability", "delay"))
+    review = _block(col, client, "review", cloc, ("delay", "decision", "partial_fraction", "bonus_fraction"))
+    rloc = (*cloc, "review")
+    decision = (("approve", 1.0),)
+    if "decision" in review:
+        decision = parse_mix(col, review["decision"], (*rloc, "decision"), DECISIONS) or decision
+
+    freelancer = _block(col, raw, "freelancer", loc, ("accept", "work", "rework", "refund_response"))
+    floc = (*loc, "freelancer")
+    accept = _block(col, freelancer, "accept", floc, ("probability", "delay"))
+    refund = freelancer.get("refund_response", {}) or {}
+    refund_answer = (("silent", 1.0),)
+    refund_delay: Dist = constant(0.0)
+    if not isinstance(refund, dict):
+        col.add((*floc, "refund_response"), "refund_response is {approve, dispute, silent, delay}")
+    else:
+        answers = {k: v for k, v in refund.items() if k != "delay"}
+        if answers:
+            refund_answer = (
+                parse_mix(col, answers, (*floc, "refund_response"), REFUND_ANSWERS, extra=("delay",))
+                or refund_answer
+            )
+        refund_delay = dist(refund, "delay", (*floc, "refund_response"), "duration", constant(0.0))
+
+    platform = _block(
+        col, raw, "platform", loc, ("dispute_agents", "dispute_handling", "dispute_outcome", "split_fraction")
+    )
+    ploc = (*loc, "platform")
+    agents = _count(col, platform.get("dispute_agents", 1), (*ploc, "dispute_agents"), 1) or 1
+    outcome = (("release", 0.5), ("refund", 0.5))
+    if "dispute_outcome" in platform:
+        outcome = (
+            parse_mix(col, platform["dispute_outcome"], (*ploc, "dispute_outcome"), DISPUTE_OUTCOMES)
+            or outcome
+        )
+
+    half = constant(0.5)
+    pop = Population(
+        rate=rate,
+        count=count,
+        over=over,
+        clients=clients,
+        freelancers=freelancers,
+        ms_count=ms_count,
+        ms_count_min=ms_min,
+        ms_count_max=ms_max,
+        ms_amount=ms_amount,
+        fund_delay=dist(client, "fund_delay", cloc, "duration", constant(0.0)),
+        withdraw_probability=_prob(col, withdraw.get("probability"), (*cloc, "withdraw", "probability"), 0.0),
+        withdraw_delay=dist(withdraw, "delay", (*cloc, "withdraw"), "duration", constant(0.0)),
+        review_delay=dist(review, "delay", rloc, "duration", constant(math.inf)),
+        decision=decision,
+        partial_fraction=_fraction(col, review, "partial_fraction", rloc, base, digits, half),
+        bonus_fraction=_fraction(col, review, "bonus_fraction", rloc, base, digits, constant(0.1)),
+        accept_probability=_prob(col, accept.get("probability"), (*floc, "accept", "probability"), 1.0),
+        accept_delay=dist(accept, "delay", (*floc, "accept"), "duration", constant(0.0)),
+        work=dist(freelancer, "work", floc, "duration", constant(0.0)),
+        rework=dist(freelancer, "rework", floc, "duration", constant(0.0)),
+        refund_answer=refund_answer,
+        refund_delay=refund_delay,
+        dispute_agents=agents,
+        dispute_handling=dist(platform, "dispute_handling", ploc, "duration", constant(0.0)),
+        dispute_outcome=outcome,
+        split_fraction=_fraction(col, platform, "split_fraction", ploc, base, digits, half),
+    )
+    return pop if len(col.problems) == n_before else None
+
+
+def _fraction(
+    col: _Collector, block: dict, key: str, loc: Loc, base: Path, digits: int, default: Dist
+) -> Dist:
+    """A distribution of fractions (plain numbers); values are clipped to [0, 1] when sampled."""
+    if key not in block:
+        return default
+    return parse_dist(col, block[key], (*loc, key), "number", base, digits) or default
+
+
+# ------------------------------------------------------------------------------ behaviour
+
+
+class SampledContract:
+    """The client's and freelancer's sampled reactions to one contract's events."""
+
+    __slots__ = ("cid", "pop", "rng", "working")
+
+    def __init__(self, cid: str, pop: Population, rng: np.random.Generator) -> None:
+        self.cid = cid
+        self.pop = pop
+        self.rng = rng
+        self.working: set[str] = set()
+
+    def _later(self, sim: Simulation, delay: float, action: Action, check: Any = None) -> None:
+        if math.isinf(delay):
+            return
+        cid = self.cid
+
+        def fire(_ev: Any) -> None:
+            if check is None or check(sim.contracts[cid]):
+                sim.act(cid, action)
+
+        sim.at(delay, fire)
+
+    def start(self, sim: Simulation, c: Contract) -> None:
+        """The offer goes out on arrival; funding, the answer and a possible withdrawal follow."""
+        if not sim.act(self.cid, Action("client", "offer")):
+            return  # rejected by the policy (e.g. below the minimum): no contract
+        pop, rng = self.pop, self.rng
+        first = c.milestones[0].id
+        self._later(sim, pop.fund_delay.draw(rng), Action("client", "fund", first), _planned(first))
+        accepts = rng.random() < pop.accept_probability
+        answer = "accept_offer" if accepts else "decline_offer"
+        self._later(sim, pop.accept_delay.draw(rng), Action("freelancer", answer), _offered)
+        if pop.withdraw_probability and rng.random() < pop.withdraw_probability:
+            self._later(sim, pop.withdraw_delay.draw(rng), Action("client", "withdraw_offer"), _offered)
+
+    def on_event(self, sim: Simulation, c: Contract, ev: Emitted) -> None:
+        name = ev.action
+        pop, rng = self.pop, self.rng
+        if name in ("fund", "accept_offer"):
+            self._start_work(sim, c)
+        elif name == "submit":
+            m = c.by_id[ev.milestone]
+            gen = m.gen
+            self._decide_later(sim, m.id, gen, pop.review_delay.draw(rng))
+        elif name == "request_changes":
+            mid = ev.milestone
+            self._later(
+                sim,
+                pop.rework.draw(rng),
+                Action("freelancer", "submit", mid),
+                _in_state(mid, "changes_requested"),
+            )
+        elif name in ("approve", "auto_approve"):
+            self._next(sim, c)
+        elif name == "request_refund":
+            answer = pick(pop.refund_answer, rng.random())
+            delay = pop.refund_delay.draw(rng)
+            if answer == "approve":
+                self._later(sim, delay, Action("freelancer", "approve_refund"), _refund_pending(c.refund_gen))
+            elif answer == "dispute":
+                self._later(sim, delay, Action("freelancer", "dispute"), _refund_pending(c.refund_gen))
+        elif name == "dispute":
+            _DisputeDesk.of(sim, pop).file(sim, self, c)
+        elif name in ("approve_refund", "auto_refund", "resolve_dispute"):
+            self._finish(sim, c)
+
+    def _start_work(self, sim: Simulation, c: Contract) -> None:
+        if c.state != "active":
+            return
+        for m in c.milestones:
+            if m.state == "funded" and m.id not in self.working:
+                self.working.add(m.id)
+                delay = self.pop.work.draw(self.rng)
+                self._later(sim, delay, Action("freelancer", "submit", m.id), _in_state(m.id, "funded"))
+
+    def _decide_later(self, sim: Simulation, mid: str, gen: int, delay: float) -> None:
+        if math.isinf(delay):
+            return
+        u = self.rng.random()
+        cid = self.cid
+
+        def decide(_ev: Any) -> None:
+            c = sim.contracts[cid]
+            m = c.by_id[mid]
+            if m.state != "submitted" or m.gen != gen:
+                return  # the review window (or something else) got there first
+            self._decide(sim, c, mid, pick(self.pop.decision, u))
+
+        sim.at(delay, decide)
+
+    def _decide(self, sim: Simulation, c: Contract, mid: str, choice: str) -> None:
+        m = c.by_id[mid]
+        cid = self.cid
+        if choice == "request_changes":
+            if sim.act(cid, Action("client", "request_changes", mid)):
+                return
+            choice = "approve"  # the policy's limit on change requests: the client approves
+        if choice == "partial":
+            frac = min(max(self.pop.partial_fraction.draw(self.rng), 0.0), 1.0)
+            amount = max(1, round(m.escrowed * frac))
+            sim.act(cid, Action("client", "approve", mid, amount=amount))
+        elif choice == "bonus":
+            frac = max(self.pop.bonus_fraction.draw(self.rng), 0.0)
+            sim.act(cid, Action("client", "approve", mid, amount=m.escrowed + round(m.escrowed * frac)))
+        elif choice == "refund":
+            sim.act(cid, Action("client", "request_refund"))
+        else:
+            sim.act(cid, Action("client", "approve", mid))
+
+    def _next(self, sim: Simulation, c: Contract) -> None:
+        """After a release: fund the next milestone, or settle the credit and end."""
+        nxt = next((m for m in c.milestones if m.state == "planned" and not m.deleted), None)
+        delay = self.pop.fund_delay.draw(self.rng)
+        if nxt is not None and c.state == "active":
+            self._later(sim, delay, Action("client", "fund", nxt.id), _planned(nxt.id))
+        elif c.credit > 0:
+            self._later(sim, delay, Action("client", "request_refund"), _no_request)
+        else:
+            self._later(sim, 0.0, Action("client", "end_contract"), _active)
+
+    def _finish(self, sim: Simulation, c: Contract) -> None:
+        """After a refund or a dispute decision the client ends the contract."""
+        if c.state == "active":
+            self._later(sim, 0.0, Action("client", "end_contract"), _active)
+
+
+def _planned(mid: str) -> Any:
+    return lambda c: c.by_id[mid].state == "planned" and c.state in ("offered", "active")
+
+
+def _in_state(mid: str, state: str) -> Any:
+    return lambda c: c.by_id[mid].state == state
+
+
+def _offered(c: Contract) -> bool:
+    return c.state == "offered"
+
+
+def _active(c: Contract) -> bool:
+    return c.state == "active"
+
+
+def _no_request(c: Contract) -> bool:
+    return c.refund_request is None and c.credit > 0
+
+
+def _refund_pending(gen: int) -> Any:
+    return lambda c: c.refund_request is not None and not c.refund_request.disputed and c.refund_gen == gen
+
+
+class _DisputeDesk:
+    """The platform's dispute team: a SimPy Resource with ``dispute_agents`` places."""
+
+    def __init__(self, sim: Simulation, pop: Population) -> None:
+        self.team = simpy.Resource(sim.env, capacity=pop.dispute_agents)
+        self.pop = pop
+
+    @classmethod
+    def of(cls, sim: Simulation, pop: Population) -> _DisputeDesk:
+        desk = sim.dispute_desk
+        if desk is None:
+            desk = cls(sim, pop)
+            sim.dispute_desk = desk
+            sim.dispute_team = desk.team
+        return desk
+
+    def _log(self, sim: Simulation) -> None:
+        if sim.rec.keep_events:
+            sim.dispute_queue.append((sim.env.now, len(self.team.queue)))
+
+    def file(self, sim: Simulation, who: SampledContract, c: Contract) -> None:
+        """Queue the dispute; when an agent takes it, handle it and decide."""
+        filed = sim.env.now
+        request = self.team.request()
+        rng, pop = who.rng, self.pop
+        handling = pop.dispute_handling.draw(rng)
+        outcome = pick(pop.dispute_outcome, rng.random())
+        split = min(max(pop.split_fraction.draw(rng), 0.0), 1.0)
+        cid = who.cid
+
+        def taken(_ev: Any) -> None:
+            sim.dispute_waits.append(sim.env.now - filed)
+            self._log(sim)
+            sim.at(handling, decide)
+
+        def decide(_ev: Any) -> None:
+            from .contract import disputed_amount
+
+            contract = sim.contracts[cid]
+            total = disputed_amount(contract)
+            release = {"release": total, "refund": 0}.get(outcome, round(total * split))
+            sim.act(cid, Action("platform", "resolve_dispute", release=release, refund=total - release))
+            self.team.release(request)
+            self._log(sim)
+
+        request.callbacks.append(taken)
+        self._log(sim)
+
+
+# ------------------------------------------------------------------------------ arrivals
+
+
+def arrival_times(pop: Population, until: float, seed: int, replication: int) -> np.ndarray:
+    """Arrival times of all contracts of one replication (its own random stream)."""
+    rng = np.random.default_rng(np.random.SeedSequence((seed, replication)))
+    if pop.count is not None:
+        if pop.over <= 0:
+            return np.zeros(pop.count)
+        return np.sort(rng.uniform(0.0, pop.over, size=pop.count))
+    assert pop.rate is not None
+    times: list[np.ndarray] = []
+    t = 0.0
+    block = max(16, int(pop.rate * until * 1.1) + 16)
+    while True:
+        gaps = rng.exponential(1.0 / pop.rate, size=block)
+        chunk = t + np.cumsum(gaps)
+        inside = chunk[chunk <= until]
+        times.append(inside)
+        if len(inside) < block:
+            break
+        t = float(chunk[-1])
+    return np.concatenate(times) if times else np.zeros(0)
+
+
+def sample_contract(pop: Population, index: int, rng: np.random.Generator, digits: int) -> ContractSpec:
+    """A contract's structure: its parties, number of milestones and their amounts."""
+    n = int(pop.ms_count.draw(rng))
+    n = max(n, pop.ms_count_min)
+    if pop.ms_count_max is not None:
+        n = min(n, pop.ms_count_max)
+    scale = 10**digits
+    milestones = tuple(
+        MilestoneSpec(f"m{j + 1}", max(1, round(pop.ms_amount.draw(rng) * scale)), None) for j in range(n)
+    )
+    client = f"k{int(rng.integers(pop.clients)) + 1}" if pop.clients else f"k{index + 1}"
+    freelancer = f"f{int(rng.integers(pop.freelancers)) + 1}" if pop.freelancers else f"f{index + 1}"
+    return ContractSpec(f"c{index + 1}", client, freelancer, milestones, ())
+
+
+def populate(sim: Simulation, scenario: Scenario, replication: int, seed: int) -> None:
+    """Schedule the arrivals of one replication; each arrival opens and offers a contract."""
+    pop: Population = scenario.population
+    until = scenario.until or 0.0
+    times = arrival_times(pop, until, seed, replication)
+    digits = scenario.policy.digits
+    state = {"next": 0}
+
+    def arrive(_ev: Any) -> None:
+        i = state["next"]
+        state["next"] = i + 1
+        rng = np.random.default_rng(np.random.SeedSequence((seed, replication, i)))
+        spec = sample_contract(pop, i, rng, digits)
+        behaviour = SampledContract(spec.id, pop, rng)
+        c = sim.add_contract(spec, behaviour)
+        behaviour.start(sim, c)
+        if i + 1 < len(times):
+            sim.at(float(times[i + 1]) - sim.env.now, arrive)
+
+    if len(times):
+        sim.at(float(times[0]), arrive)
