@@ -94,6 +94,8 @@ def parse_duration(value: object) -> float:
         days = float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
+        if text.startswith("-"):
+            raise UnitError(f"duration must be zero or positive, got {value!r}")
         pos, days = 0, 0.0
         for match in _DURATION_PART.finditer(text):
             if match.start() != pos:
