@@ -206,6 +206,14 @@ class Result:
         return out
 
 
+    @property
+    def plot(self) -> Any:
+        """Charts of this result as matplotlib Figures: ``result.plot.balances()`` and friends."""
+        from .plots import Plotter
+
+        return Plotter(self)
+
+
 def _money(cents: int, digits: int) -> str:
     from .units import format_money
 

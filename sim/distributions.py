@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,23 +36,81 @@ PARAMS: dict[str, tuple[str, ...]] = {
 SHAPE_PARAMS = {"sigma", "cv"}
 
 
-@dataclass(frozen=True)
 class Dist:
-    """A sampler: ``draw(rng)`` gives one value in the unit of its kind (days, major units, count)."""
+    """A sampler: ``draw(rng)`` gives one value in the unit of its kind (days, major units, count).
 
-    name: str
-    params: tuple[tuple[str, float], ...]
-    mean: float
-    draw: Callable[[np.random.Generator], float]
+    Built from its name and parameters, so it pickles (for process and Dask workers) even though
+    ``draw`` is a fast closure.
+    """
+
+    __slots__ = ("draw", "mean", "name", "params", "values")
+
+    def __init__(self, name: str, params: tuple[tuple[str, float], ...], values: np.ndarray | None = None):
+        self.name = name
+        self.params = params
+        self.values = values
+        self.mean, self.draw = _sampler(name, dict(params), values)
+
+    def __reduce__(self) -> tuple:
+        return (Dist, (self.name, self.params, self.values))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Dist)
+            and (self.name, self.params) == (other.name, other.params)
+            and np.array_equal(
+                self.values if self.values is not None else [],
+                other.values if other.values is not None else [],
+            )
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.params))
+
+    def __repr__(self) -> str:
+        return f"Dist({self.describe()})"
 
     def describe(self) -> str:
         inner = ", ".join(f"{k}={v:g}" for k, v in self.params)
         return f"{self.name}({inner})"
 
 
+def _sampler(
+    name: str, p: dict[str, float], values: np.ndarray | None
+) -> tuple[float, Callable[[np.random.Generator], float]]:
+    """The mean and a draw function of a distribution whose parameters were validated."""
+    if name == "constant":
+        value = p["value"]
+        return value, lambda rng: value
+    if name == "exponential":
+        mean = p["mean"]
+        return mean, lambda rng: rng.exponential(mean)
+    if name == "lognormal":
+        mu, sigma = math.log(p["median"]), p["sigma"]
+        return p["median"] * math.exp(sigma**2 / 2), lambda rng: rng.lognormal(mu, sigma)
+    if name == "gamma":
+        mean, cv = p["mean"], p["cv"]
+        shape, scale = 1.0 / cv**2, mean * cv**2
+        return mean, lambda rng: rng.gamma(shape, scale)
+    if name == "uniform":
+        low, high = p["low"], p["high"]
+        return (low + high) / 2, lambda rng: rng.uniform(low, high)
+    if name == "triangular":
+        low, mode, high = p["low"], p["mode"], p["high"]
+        return (low + mode + high) / 3, lambda rng: rng.triangular(low, mode, high)
+    if name == "poisson":
+        mean = p["mean"]
+        return mean, lambda rng: float(rng.poisson(mean))
+    if name == "empirical":
+        assert values is not None
+        arr, n = values, len(values)
+        return float(arr.mean()), lambda rng: float(arr[rng.integers(n)])
+    raise ValueError(f"unknown distribution {name!r}")
+
+
 def constant(value: float) -> Dist:
     """A distribution that always gives ``value``."""
-    return Dist("constant", (("value", value),), value, lambda rng: value)
+    return Dist("constant", (("value", value),))
 
 
 def _value(col: _Collector, raw: Any, loc: Loc, kind: str, digits: int) -> float | None:
@@ -110,56 +167,26 @@ def parse_dist(col: _Collector, raw: Any, loc: Loc, kind: str, base: Path, digit
 
 
 def _build(col: _Collector, name: str, v: dict[str, float], loc: Loc, kind: str) -> Dist | None:
-    def bad(msg: str) -> None:
-        col.add(loc, msg)
-
-    if name == "exponential":
-        mean = v["mean"]
-        if mean <= 0:
-            return bad("exponential mean must be greater than zero")
-        return Dist(name, (("mean", mean),), mean, lambda rng: rng.exponential(mean))
-    if name == "lognormal":
-        median, sigma = v["median"], v["sigma"]
-        if median <= 0 or sigma < 0:
-            return bad("lognormal needs median > 0 and sigma >= 0")
-        mu = math.log(median)
-        return Dist(
-            name,
-            (("median", median), ("sigma", sigma)),
-            median * math.exp(sigma**2 / 2),
-            lambda rng: rng.lognormal(mu, sigma),
-        )
-    if name == "gamma":
-        mean, cv = v["mean"], v["cv"]
-        if mean <= 0 or cv <= 0:
-            return bad("gamma needs mean > 0 and cv > 0")
-        shape, scale = 1.0 / cv**2, mean * cv**2
-        return Dist(name, (("mean", mean), ("cv", cv)), mean, lambda rng: rng.gamma(shape, scale))
-    if name == "uniform":
-        low, high = v["low"], v["high"]
-        if low < 0 or high < low:
-            return bad("uniform needs 0 <= low <= high")
-        return Dist(
-            name, (("low", low), ("high", high)), (low + high) / 2, lambda rng: rng.uniform(low, high)
-        )
-    if name == "triangular":
-        low, mode, high = v["low"], v["mode"], v["high"]
-        if low < 0 or not low <= mode <= high or low == high:
-            return bad("triangular needs 0 <= low <= mode <= high and low < high")
-        return Dist(
-            name,
-            (("low", low), ("mode", mode), ("high", high)),
-            (low + mode + high) / 3,
-            lambda rng: rng.triangular(low, mode, high),
-        )
-    if name == "poisson":
-        mean = v["mean"]
-        if mean <= 0:
-            return bad("poisson mean must be greater than zero")
-        if kind != "count":
-            return bad("poisson gives whole counts; use it for counts only")
-        return Dist(name, (("mean", mean),), mean, lambda rng: float(rng.poisson(mean)))
-    raise AssertionError(name)
+    """Check a distribution's parameters; report an impossible one with what is allowed."""
+    problem = None
+    if name in ("exponential", "poisson") and v["mean"] <= 0:
+        problem = f"{name} mean must be greater than zero"
+    elif name == "poisson" and kind != "count":
+        problem = "poisson gives whole counts; use it for counts only"
+    elif name == "lognormal" and (v["median"] <= 0 or v["sigma"] < 0):
+        problem = "lognormal needs median > 0 and sigma >= 0"
+    elif name == "gamma" and (v["mean"] <= 0 or v["cv"] <= 0):
+        problem = "gamma needs mean > 0 and cv > 0"
+    elif name == "uniform" and (v["low"] < 0 or v["high"] < v["low"]):
+        problem = "uniform needs 0 <= low <= high"
+    elif name == "triangular" and (
+        v["low"] < 0 or not v["low"] <= v["mode"] <= v["high"] or v["low"] == v["high"]
+    ):
+        problem = "triangular needs 0 <= low <= mode <= high and low < high"
+    if problem:
+        col.add(loc, problem)
+        return None
+    return Dist(name, tuple((k, v[k]) for k in PARAMS[name]))
 
 
 def _empirical(col: _Collector, params: dict, loc: Loc, kind: str, base: Path, digits: int) -> Dist | None:
@@ -208,13 +235,7 @@ def _empirical(col: _Collector, params: dict, loc: Loc, kind: str, base: Path, d
         col.add(where, f"{file} has no values in column {column!r}")
         return None
     arr = np.array(values, dtype=float)
-    n = len(arr)
-    return Dist(
-        "empirical",
-        (("values", float(n)),),
-        float(arr.mean()),
-        lambda rng: float(arr[rng.integers(n)]),
-    )
+    return Dist("empirical", (("values", float(len(arr))),), arr)
 
 
 def _num_or_text(cell: str) -> Any:
