@@ -55,9 +55,9 @@ def run_replication(scenario: Scenario, replication: int, seed: int, events: str
         sim.rec.states, columns=["time", "contract", "milestone", "state"]
     )
     tables.extra["accounts"] = sorted(sim.ledger.balances)
-    tables.extra["final_balances"] = dict(sorted(sim.ledger.balances.items()))
-    tables.extra["contract_states"] = {cid: sim.contracts[cid].state for cid in sim.order}
-    tables.extra["escrow_by_contract"] = {cid: sim.contracts[cid].escrow() for cid in sim.order}
+    if not scenario.is_population:
+        tables.extra["contract_states"] = {cid: c.state for cid, c in sim.contracts.items()}
+        tables.extra["escrow_by_contract"] = {cid: c.escrow() for cid, c in sim.contracts.items()}
     if sim.dispute_queue:
         tables.extra["dispute_queue"] = pd.DataFrame(sim.dispute_queue, columns=["time", "queue"])
     return tables
@@ -204,7 +204,6 @@ class Result:
         write_csv(self.balances, out / "balances.csv", d)
         write_json(self.summary(), out / "summary.json")
         return out
-
 
     @property
     def plot(self) -> Any:

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("paths", nargs="+", help="policy or scenario files or folders")
 
     sub.add_parser("policies", help="list the built-in policy packs")
+    _sweep_parsers(sub)
     return p
 
 
@@ -68,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args.paths)
         if args.command == "policies":
             return _cmd_policies()
+        if args.command == "sweep":
+            return _cmd_sweep(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
     except InputError as exc:
         _print_problems(exc.problems)
         return EXIT_INPUT
@@ -206,4 +211,232 @@ def _cmd_policies() -> int:
     for name in builtin_packs():
         pol = load_policy(name)
         print(f"{name:<16} {pol.title}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------ sweep, compare
+
+_SWEEP_EPILOG = """\
+The design is the FULL FACTORIAL of all --grid factors (every combination of their values);
+--zip pairs the i-th values of every factor instead (all factors need as many values).
+Every variant plays the same replications on the same seeds (common random numbers).
+
+A factor is a policy key (review.window), a population parameter
+(population.client.review.delay), policy (a pack name or path) or until. Values are YAML,
+separated by commas; mappings may contain commas:
+  --grid review.window=3d,7d,14d
+  --grid population.platform.dispute_agents=1,2,4
+  --grid 'population.client.review.delay={exponential: {mean: 2d}},{exponential: {mean: 6d}}'
+
+Writes into --out: sweep.parquet/.csv (one row per variant and replication: variant, factors,
+replication, seed, every KPI), summary.parquet/.csv (mean and 95%% interval per variant and
+KPI), sweep.json, sweep.png (the chosen KPIs against each numeric factor; durations in days) and
+parts/ (each run's milestone rows, one Parquet file per run).
+"""
+
+_COMPARE_EPILOG = """\
+A and B play the same replications on the same seeds (common random numbers); each KPI's
+difference B - A gets a paired 95%% t-interval over replications, and is significant when the
+interval excludes zero.
+
+Choosing A and B:
+  --policy X --policy Y     A uses pack (or file) X, B uses Y
+  --policy Y                A is the scenario's own policy, B uses Y
+  --set-a KEY=V, --set-b KEY=V
+                            a factor for one side only (policy key, population parameter, ...);
+                            combine with --policy, e.g. --set-a review.window=3d --set-b review.window=21d
+
+Writes into --out: compare.parquet/.csv (the differences), runs.parquet/.csv (per replication),
+compare.json, compare.png and parts/.
+"""
+
+
+def _execution_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replications", type=int, help="replications per variant (default: the file's)")
+    p.add_argument("--seed", type=int, help="random seed shared by every variant (default: the file's)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant"
+    )
+    p.add_argument("--workers", type=int, help="local worker processes (default: all CPUs)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--inprocess", action="store_true", help="run in this process (for debugging)")
+    where.add_argument(
+        "--dask",
+        metavar="local|ADDRESS",
+        help="run on Dask distributed: 'local' starts a LocalCluster of --workers processes",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run on the Dask scheduler at this address (--out must be visible to its workers)",
+    )
+    p.add_argument("--resume", action="store_true", help="keep the runs an interrupted call finished")
+    p.add_argument(
+        "--kpi", action="append", nargs="+", default=[], metavar="NAME", help="KPIs to print and chart"
+    )
+    p.add_argument("--no-charts", action="store_true", help="do not draw the chart")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, print only where outputs went")
+
+
+def _sweep_parsers(sub: Any) -> None:
+    s = sub.add_parser(
+        "sweep",
+        help="play a grid of policy/population variants (full factorial; --zip pairs values)",
+        description="Play every variant of a grid of factors on the same seeds and tabulate the KPIs.",
+        epilog=_SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("scenario", help="scenario YAML file")
+    s.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="a factor and its values (repeat for more factors)",
+    )
+    s.add_argument(
+        "--zip", action="store_true", help="pair the factors' values instead of the full factorial"
+    )
+    s.add_argument("--out", help="output folder (default out/<scenario file stem>-sweep/)")
+    _execution_options(s)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare two policies (or settings) on the same seeds, with paired intervals",
+        description="Compare two variants of a scenario KPI by KPI on common random numbers.",
+        epilog=_COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("scenario", help="scenario YAML file")
+    c.add_argument(
+        "--policy", action="append", default=[], metavar="PACK", help="pack name or path (A, then B)"
+    )
+    c.add_argument("--set-a", action="append", default=[], metavar="KEY=VALUE", help="a factor for A only")
+    c.add_argument("--set-b", action="append", default=[], metavar="KEY=VALUE", help="a factor for B only")
+    c.add_argument("--out", help="output folder (default out/<scenario file stem>-compare/)")
+    _execution_options(c)
+
+
+def _execution(args: argparse.Namespace) -> dict[str, Any]:
+    """Backend arguments of sweep/compare, with the command line's own checks."""
+    problems = []
+    if args.replications is not None and args.replications < 1:
+        problems.append("--replications must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        problems.append("--workers must be at least 1")
+    if args.seed is not None and args.seed < 0:
+        problems.append("--seed must be a whole number >= 0")
+    if problems:
+        raise InputError([Problem("<command line>", None, None, m) for m in problems])
+    backend, scheduler = "processes", None
+    if args.inprocess:
+        backend = "inprocess"
+    elif args.dask or args.scheduler:
+        backend, scheduler = "dask", args.scheduler or args.dask
+    return {
+        "backend": backend,
+        "scheduler": scheduler,
+        "workers": args.workers,
+        "replications": args.replications,
+        "seed": args.seed,
+        "resume": args.resume,
+        "progress": False if args.quiet else None,
+        "charts": not args.no_charts,
+    }
+
+
+def _kpi_option(args: argparse.Namespace) -> list[str]:
+    return [k for group in args.kpi for k in group]
+
+
+def _connect_errors(run: Any, scheduler: str | None) -> Any:
+    """Run ``run()``; a Dask scheduler that cannot be reached is bad input, not a bug."""
+    try:
+        return run()
+    except (OSError, TimeoutError) as exc:
+        if scheduler is None or scheduler == "local":
+            raise
+        raise InputError(
+            [Problem("<command line --scheduler>", None, None, f"cannot reach {scheduler}: {exc}")]
+        ) from None
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .scenario import load_scenario
+    from .sweep import _check_kpis, build_variants, parse_grid_option, sweep
+
+    scenario = load_scenario(args.scenario, _overrides(args.set))
+    grid: dict[str, list[Any]] = {}
+    problems: list[Problem] = []
+    for text in args.grid:
+        try:
+            key, values = parse_grid_option(text)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        if key in grid:
+            problems.append(Problem("<command line --grid>", None, None, "factor given twice", key))
+        grid[key] = values
+    if problems:
+        raise InputError(problems)
+    kpis = _check_kpis(_kpi_option(args))
+    build_variants(scenario, grid, args.zip)  # every problem before anything is written
+    ex = _execution(args)
+    out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-sweep"
+    try:
+        result = _connect_errors(
+            lambda: sweep(scenario, grid, zip=args.zip, out=out, kpis=kpis, **ex), ex["scheduler"]
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are kept in {out}/parts; rerun with --resume", file=sys.stderr)
+        raise
+    if not args.quiet:
+        design = "zip" if args.zip else "full factorial"
+        print(
+            f"{len(result.variants)} variants ({design}) x {result.replications} replications, seed "
+            f"{result.seed}; KPI mean ± half-width of its 95% interval:"
+        )
+        print(result.table(kpis).to_string(index=False))
+    print(f"outputs written to {out}/")
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .policy import parse_set_option
+    from .scenario import load_scenario
+    from .sweep import _check_kpis, compare
+
+    scenario = load_scenario(args.scenario, _overrides(args.set))
+    if len(args.policy) > 2:
+        raise InputError(
+            [Problem("<command line --policy>", None, None, "give --policy at most twice (A, B)")]
+        )
+    sides: list[dict[str, Any]] = [{}, {}]
+    if len(args.policy) == 2:
+        sides = [{"policy": args.policy[0]}, {"policy": args.policy[1]}]
+    elif len(args.policy) == 1:
+        sides[1]["policy"] = args.policy[0]
+    for side, items in ((0, args.set_a), (1, args.set_b)):
+        for text in items:
+            key, value = parse_set_option(text)
+            sides[side][key] = value
+    kpis = _check_kpis(_kpi_option(args)) if args.kpi else None
+    ex = _execution(args)
+    out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-compare"
+    result = _connect_errors(
+        lambda: compare(
+            scenario, sides[0], sides[1], out=out, sources=("<command line A>", "<command line B>"), **ex
+        ),
+        ex["scheduler"],
+    )
+    if not args.quiet:
+        print(f"A: {result.a.label}\nB: {result.b.label}")
+        print(
+            f"{result.replications} paired replications, seed {result.seed}; B - A with paired 95% interval:"
+        )
+        print(result.table(kpis).to_string(index=False))
+        sig = result.significant
+        print(f"significant: {', '.join(sig) if sig else 'none'}")
+    print(f"outputs written to {out}/")
     return EXIT_OK

@@ -16,10 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import math
+from array import array
+from heapq import heappush
+
 import simpy
 from simpy.core import NORMAL, URGENT
 
-from .contract import Action, Contract, Emitted, Milestone, apply
+from .contract import MILESTONE_STATES, OUTCOMES, Action, Contract, Emitted, Milestone, apply
 from .ledger import KINDS, Ledger
 from .policy import Policy
 from .scenario import ContractSpec
@@ -39,6 +43,72 @@ EVENT_COLUMNS = (
     "state",
     "contract_state",
 )
+
+
+class _Due:
+    """A scheduled callback: the least an object needs for ``Environment.step`` to process it.
+
+    SimPy's step pops ``(time, priority, id, event)``, swaps ``event.callbacks`` for None, calls
+    them, and checks ``event._ok``. A full ``simpy.Event`` costs more to create and schedule.
+    """
+
+    __slots__ = ("_ok", "_value", "callbacks")
+
+    def __init__(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks = [callback]
+        self._ok = True
+        self._value = None
+
+
+MILESTONE_STATE_CODES = {name: i for i, name in enumerate(MILESTONE_STATES)}
+OUTCOME_CODES = {name: i for i, name in enumerate(OUTCOMES)}
+
+
+class RetiredMilestones:
+    """Milestones of finished contracts, column by column in compact arrays (streaming runs)."""
+
+    FLOAT = ("due", "funded_at", "first_submitted_at", "closed_at")
+    INT = ("contract_index", "amount", "released", "refunded", "bonus", "change_requests", "submissions")
+    CODE = ("state", "outcome", "late")
+
+    def __init__(self) -> None:
+        self.contract: list[str] = []
+        self.milestone: list[str] = []
+        self.cols: dict[str, array] = {n: array("d") for n in self.FLOAT}
+        self.cols.update({n: array("q") for n in self.INT})
+        self.cols.update({n: array("b") for n in self.CODE})
+
+    def __len__(self) -> int:
+        return len(self.contract)
+
+    def add(self, index: int, c: Contract) -> None:
+        """Keep the final state of every milestone of a finished contract."""
+        cols, nan = self.cols, math.nan
+        for m in c.milestones:
+            if m.deleted:
+                continue
+            self.contract.append(c.id)
+            self.milestone.append(m.id)
+            cols["contract_index"].append(index)
+            cols["amount"].append(m.amount)
+            cols["due"].append(nan if m.due is None else m.due)
+            cols["funded_at"].append(nan if m.funded_at is None else m.funded_at)
+            cols["first_submitted_at"].append(nan if m.first_submitted_at is None else m.first_submitted_at)
+            cols["closed_at"].append(nan if m.closed_at is None else m.closed_at)
+            cols["released"].append(m.released)
+            cols["refunded"].append(m.refunded)
+            cols["bonus"].append(m.bonus)
+            cols["change_requests"].append(m.change_requests)
+            cols["submissions"].append(m.submissions)
+            cols["state"].append(MILESTONE_STATE_CODES[m.state])
+            cols["outcome"].append(OUTCOME_CODES[m.outcome])
+            late = (
+                m.due is not None and m.first_submitted_at is not None and m.first_submitted_at > m.due + 1e-9
+            )
+            cols["late"].append(late)
+
+
+FINISHED = frozenset({"withdrawn", "declined", "expired", "ended"})
 
 
 class Behaviour(Protocol):
@@ -77,8 +147,15 @@ class Simulation:
         self.policy = policy
         self.env = simpy.Environment()
         self.ledger = Ledger(keep_postings=keep_events)
-        self.contracts: dict[str, Contract] = {}
-        self.order: list[str] = []
+        self.contracts: dict[str, Contract] = {}  # live contracts (finished ones retire when streaming)
+        self.order: list[str] = []  # every contract id, in arrival order
+        self.index: dict[str, int] = {}
+        self.retire = not keep_events
+        self.retired = RetiredMilestones()
+        self.holds: dict[str, int] = {}  # pending funds_available timers per contract
+        # streaming populations where each contract has its own client / freelancer: fold their accounts
+        self.private_clients = False
+        self.private_freelancers = False
         self.behaviours: dict[str, Behaviour] = {}
         self.until = until
         self.rec = Recorder(keep_events=keep_events)
@@ -92,11 +169,8 @@ class Simulation:
 
     def at(self, delay: float, callback: Callable[[Any], None], *, urgent: bool = False) -> None:
         """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
-        ev = simpy.Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(callback)
-        self.env.schedule(ev, URGENT if urgent else NORMAL, delay)
+        env = self.env
+        heappush(env._queue, (env._now + delay, URGENT if urgent else NORMAL, next(env._eid), _Due(callback)))
 
     def add_contract(self, spec: ContractSpec, behaviour: Behaviour | None = None) -> Contract:
         """Open a contract and the accounts of its parties (balance 0 from the start)."""
@@ -107,6 +181,7 @@ class Simulation:
             [Milestone(m.id, m.amount, m.due) for m in spec.milestones],
         )
         self.contracts[c.id] = c
+        self.index[c.id] = len(self.order)
         self.order.append(c.id)
         led = self.ledger
         led.open(c.client_account)
@@ -128,8 +203,12 @@ class Simulation:
 
     def act(self, cid: str, action: Action) -> bool:
         """Apply an action now; record it; schedule timers; tell the contract's behaviour."""
-        c = self.contracts[cid]
-        now = self.env.now
+        c = self.contracts.get(cid)
+        if c is None:
+            return False  # a retired contract: only stale timers and reactions can still arrive
+        now = self.env._now
+        if action.name == "funds_available":
+            self.holds[cid] -= 1
         out = apply(self.policy, c, action, now)
         if not out.accepted:
             if out.rule == "stale":
@@ -156,12 +235,33 @@ class Simulation:
         for ev in out.events:
             self._record(c, ev, now)
         for timer in out.timers:
+            if timer.action.name == "funds_available":
+                self.holds[cid] = self.holds.get(cid, 0) + 1
             self.at(timer.delay, lambda _e, a=timer.action: self.act(cid, a), urgent=True)
         behaviour = self.behaviours.get(cid)
         if behaviour is not None:
             for ev in out.events:
                 behaviour.on_event(self, c, ev)
+        if self.retire and c.state in FINISHED:
+            self.retire_if_done(c)
         return True
+
+    def retire_if_done(self, c: Contract) -> None:
+        """Streaming runs: file a finished contract's milestones away and forget the contract."""
+        if c.refund_request is not None or self.holds.get(c.id) or c.escrow():
+            return
+        if c.id not in self.contracts:
+            return
+        self.retired.add(self.index.pop(c.id), c)
+        del self.contracts[c.id]
+        self.behaviours.pop(c.id, None)
+        self.holds.pop(c.id, None)
+        self.ledger.close(c.escrow_account)
+        if self.private_clients:
+            self.ledger.fold(c.client_account)
+        if self.private_freelancers:
+            self.ledger.fold(f"freelancer:{c.freelancer}:pending")
+            self.ledger.fold(f"freelancer:{c.freelancer}:available")
 
     def _record(self, c: Contract, ev: Emitted, now: float) -> None:
         led = self.ledger
@@ -223,11 +323,8 @@ class Simulation:
             self._later(nxt - self.env.now, self._snapshot)
 
     def _later(self, delay: float, callback: Callable[[Any], None]) -> None:
-        ev = simpy.Event(self.env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(callback)
-        self.env.schedule(ev, LATE, delay)
+        env = self.env
+        heappush(env._queue, (env._now + delay, LATE, next(env._eid), _Due(callback)))
 
     # -------------------------------------------------------------------------- running
 

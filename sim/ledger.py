@@ -37,9 +37,14 @@ class Posting:
 
 
 def _kind(account: str) -> str:
-    if account.startswith("freelancer:"):
+    first = account[0]
+    if first == "f":
         return "freelancer_pending" if account.endswith(":pending") else "freelancer_available"
-    return account.split(":", 1)[0]
+    if first == "c":
+        return "client"
+    if first == "e":
+        return "escrow"
+    return "platform"
 
 
 class Ledger:
@@ -51,13 +56,11 @@ class Ledger:
         self.totals: dict[str, int] = dict.fromkeys(FLOWS, 0)
         self.keep_postings = keep_postings
         self.postings: list[Posting] = []
-        self._kind_of: dict[str, str] = {}
 
     def open(self, account: str) -> None:
         """Create an account with balance 0 (no-op if it exists)."""
         if account not in self.balances:
             self.balances[account] = 0
-            self._kind_of[account] = _kind(account)
 
     def post(
         self,
@@ -74,12 +77,12 @@ class Ledger:
             return
         if amount < 0 or type(amount) is not int:
             raise LedgerError(f"posting of {amount!r} from {from_account} to {to_account}")
-        balances, kinds, kind_of = self.balances, self.kinds, self._kind_of
+        balances, kinds = self.balances, self.kinds
         if from_account not in balances:
             self.open(from_account)
         if to_account not in balances:
             self.open(to_account)
-        fk, tk = kind_of[from_account], kind_of[to_account]
+        fk, tk = _kind(from_account), _kind(to_account)
         if fk == "client":
             balances[from_account] += amount
             kinds["client"] += amount
@@ -105,6 +108,20 @@ class Ledger:
             self.totals[flow] += amount
         if self.keep_postings:
             self.postings.append(Posting(time, from_account, to_account, flow, amount, contract, milestone))
+
+    def close(self, account: str) -> None:
+        """Forget an account whose balance is zero (streaming runs drop finished contracts)."""
+        if self.balances.get(account):
+            raise LedgerError(f"cannot close {account}: balance {self.balances[account]}")
+        self.balances.pop(account, None)
+
+    def fold(self, account: str) -> None:
+        """Stop tracking an account one by one; its money stays in its kind's total.
+
+        Streaming runs fold the accounts of parties who will not be seen again, so memory does
+        not grow with the number of contracts; conservation is checked on kind totals anyway.
+        """
+        self.balances.pop(account, None)
 
     def check(self) -> None:
         """Raise LedgerError unless money is conserved and no kind of account is negative."""

@@ -273,7 +273,8 @@ class SampledContract:
         cid = self.cid
 
         def fire(_ev: Any) -> None:
-            if check is None or check(sim.contracts[cid]):
+            c = sim.contracts.get(cid)
+            if c is not None and (check is None or check(c)):
                 sim.act(cid, action)
 
         sim.at(delay, fire)
@@ -281,7 +282,9 @@ class SampledContract:
     def start(self, sim: Simulation, c: Contract) -> None:
         """The offer goes out on arrival; funding, the answer and a possible withdrawal follow."""
         if not sim.act(self.cid, Action("client", "offer")):
-            return  # rejected by the policy (e.g. below the minimum): no contract
+            if sim.retire:  # rejected by the policy (e.g. below the minimum): no contract
+                sim.retire_if_done(c)
+            return
         pop, rng = self.pop, self.rng
         first = c.milestones[0].id
         self._later(sim, pop.fund_delay.draw(rng), Action("client", "fund", first), _planned(first))
@@ -338,7 +341,9 @@ class SampledContract:
         cid = self.cid
 
         def decide(_ev: Any) -> None:
-            c = sim.contracts[cid]
+            c = sim.contracts.get(cid)
+            if c is None:
+                return
             m = c.by_id[mid]
             if m.state != "submitted" or m.gen != gen:
                 return  # the review window (or something else) got there first
@@ -502,6 +507,8 @@ def populate(sim: Simulation, scenario: Scenario, replication: int, seed: int) -
     times = arrival_times(pop, until, seed, replication)
     digits = scenario.policy.digits
     state = {"next": 0}
+    sim.private_clients = pop.clients is None
+    sim.private_freelancers = pop.freelancers is None
 
     def arrive(_ev: Any) -> None:
         i = state["next"]

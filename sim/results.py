@@ -106,45 +106,40 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
         ],
         LEDGER_COLUMNS,
     )
-    rows = []
-    for cid in sim.order:
-        c = sim.contracts[cid]
-        for m in c.milestones:
-            if m.deleted:
-                continue
-            late = (
-                m.due is not None and m.first_submitted_at is not None and m.first_submitted_at > m.due + 1e-9
-            )
-            rows.append(
-                (
-                    cid,
-                    m.id,
-                    m.amount,
-                    m.due,
-                    m.state,
-                    m.funded_at,
-                    m.first_submitted_at,
-                    m.closed_at,
-                    m.outcome,
-                    m.released,
-                    m.refunded,
-                    m.bonus,
-                    m.change_requests,
-                    m.submissions,
-                    late,
-                )
-            )
-    milestones = _frame(rows, MILESTONE_COLUMNS)
-    for col in ("due", "funded_at", "first_submitted_at", "closed_at"):
-        milestones[col] = milestones[col].astype("float64")
-    for col in ("change_requests", "submissions"):
-        milestones[col] = milestones[col].astype("int64")
-    milestones["late"] = milestones["late"].astype(bool)
+    milestones = milestone_frame(sim)
     bal_rows = [(*row, row[3] + row[4]) for row in sim.rec.balances]
     balances = _frame(bal_rows, BALANCE_COLUMNS)
     totals = dict(sim.ledger.totals)
     kpis = compute_kpis(sim, milestones, totals, end, digits)
     return RunTables(replication, events, ledger, milestones, balances, totals, kpis, end)
+
+
+def milestone_frame(sim: Simulation) -> pd.DataFrame:
+    """One row per milestone, in contract arrival order: retired contracts' and live ones'."""
+    from .contract import MILESTONE_STATES, OUTCOMES
+    from .engine import RetiredMilestones
+
+    live = RetiredMilestones()
+    for cid, c in sim.contracts.items():
+        live.add(sim.index[cid], c)
+    parts = []
+    for store in (sim.retired, live):
+        data: dict[str, Any] = {"contract": store.contract, "milestone": store.milestone}
+        for name, arr in store.cols.items():
+            data[name] = (
+                np.frombuffer(arr, dtype=arr.typecode) if len(arr) else np.array([], dtype=arr.typecode)
+            )
+        parts.append(pd.DataFrame(data))
+    df = pd.concat(parts, ignore_index=True) if len(sim.retired) else parts[1]
+    df = df.sort_values("contract_index", kind="stable", ignore_index=True)
+    df["state"] = pd.Categorical.from_codes(df["state"].astype("int8"), categories=list(MILESTONE_STATES))
+    df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype("int8"), categories=list(OUTCOMES))
+    df["state"] = df["state"].astype(str)
+    df["outcome"] = df["outcome"].astype(str)
+    df["late"] = df["late"].astype(bool)
+    for col in ("amount", "released", "refunded", "bonus", "change_requests", "submissions"):
+        df[col] = df[col].astype("int64")
+    return df[list(MILESTONE_COLUMNS)]
 
 
 def compute_kpis(
@@ -162,7 +157,7 @@ def compute_kpis(
         return float(mask.sum()) / closed if closed else math.nan
 
     return {
-        "contracts": float(len(sim.contracts)),
+        "contracts": float(len(sim.order)),
         "milestones": float(len(milestones)),
         "milestones_closed": float(closed),
         "funded_total": totals["funded"] / scale,

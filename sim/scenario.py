@@ -439,8 +439,21 @@ def _known_mids(c: ContractSpec) -> list[str]:
 
 def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Scenario:
     """Read and validate a scenario file; ``overrides`` come from the command line (--set)."""
-    path = Path(path)
-    doc = load_file(path)
+    return _build(load_file(path), Path(path), overrides)
+
+
+def scenario_from_data(
+    data: Any, path: str | Path, overrides: list[tuple[str, Any]] | None = None
+) -> Scenario:
+    """Validate an in-memory scenario mapping as if it were the file ``path`` (for sweeps).
+
+    Relative references (policy paths, empirical CSVs) resolve beside ``path``; problems name
+    ``path`` and the key, without line numbers.
+    """
+    return _build(Doc(str(path), data), Path(path), overrides)
+
+
+def _build(doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None) -> Scenario:
     data = doc.data
     if not isinstance(data, dict):
         raise InputError([doc.problem((), "a scenario file is a mapping with scenario:, policy:, ...")])

@@ -1,0 +1,809 @@
+"""Policy what-ifs: parameter sweeps and paired comparisons on common random numbers.
+
+A *factor* is any policy key (``review.window``), any population parameter
+(``population.client.review.delay``), or the scenario's ``policy`` (a pack name or path) or
+``until``. ``sweep`` plays every variant of a grid (the full factorial by default, paired values
+with ``zip=True``); ``compare`` plays two variants. Every variant runs replication ``r`` on the
+same seed, so each contract draws the same random numbers under every variant (common random
+numbers), and a paired comparison subtracts replication by replication.
+
+Runs go through ``sim.executors`` (in-process, local processes or Dask); each run's milestone
+rows land in ``<out>/parts/`` and only KPIs come back, so results are the same, row for row,
+whatever the backend and the number of workers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .executors import Backend, RunOutcome, RunTask, make_backend, map_runs, read_part_outcome
+from .results import KPI_NAMES, MONEY_KPIS, summarize_kpis
+from .scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
+from .units import UnitError, parse_duration, parse_rate
+from .yamlio import InputError, Problem, load_text
+
+_zip = zip  # ``sweep(zip=...)`` shadows the builtin inside it
+
+#: KPIs printed and charted when none are chosen.
+DEFAULT_KPIS = ("auto_approved_share", "refunded_share", "time_to_payment_days_mean", "escrow_float_avg")
+GRID_SOURCE = "<command line --grid>"
+
+
+# ------------------------------------------------------------------------------ factors
+
+
+def factor_kind(key: str) -> str:
+    """``scenario`` (edits the scenario file: population.*, policy, until) or ``policy`` (an override)."""
+    head = key.split(".", 1)[0]
+    if head == "population" or key in ("policy", "until"):
+        return "scenario"
+    if head in ("seed", "replications"):
+        raise _problem(GRID_SOURCE, f"{key!r} is not a factor; use --{head} (or the {head}= argument)", key)
+    if head in SCENARIO_KEYS:
+        raise _problem(
+            GRID_SOURCE,
+            f"{key!r} cannot be a factor; factors are policy keys (review.window), "
+            "population parameters (population.client.review.delay), policy or until",
+            key,
+        )
+    return "policy"
+
+
+def parse_grid_option(text: str, source: str = GRID_SOURCE) -> tuple[str, list[Any]]:
+    """Split ``KEY=V1,V2,...`` into the key and its values, each read as YAML.
+
+    The values are a YAML flow sequence, so mappings may contain commas:
+    ``population.client.review.delay={exponential: {mean: 2d}},{exponential: {mean: 5d}}``.
+    """
+    key, eq, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not eq or not key or not raw:
+        raise _problem(source, f"expected KEY=V1,V2,... (e.g. review.window=7d,14d), got {text!r}")
+    flow = raw if raw.startswith("[") and raw.endswith("]") else f"[{raw}]"
+    try:
+        values = load_text(flow, source).data
+    except InputError:
+        raise _problem(
+            source, f"cannot read the values {raw!r} (write V1,V2,... as YAML scalars)", key
+        ) from None
+    if not isinstance(values, list) or not values or any(v is None for v in values):
+        raise _problem(source, f"no values (or an empty one) in {raw!r}", key)
+    return key, values
+
+
+def label(value: Any) -> str:
+    """A value as the user would write it: ``7d``, ``20``, ``{exponential: {mean: 3d}}``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        import yaml
+
+        return yaml.safe_dump(value, default_flow_style=True, width=10_000, sort_keys=False).strip()
+    return str(value)
+
+
+def numeric(values: Sequence[Any]) -> tuple[list[float], str] | None:
+    """Values as numbers for a chart's x axis, with a unit: durations in days, rates per day."""
+    out: list[float] = []
+    units: set[str] = set()
+    for v in values:
+        if isinstance(v, bool) or v is None:
+            return None
+        if isinstance(v, (int, float)):
+            out.append(float(v))
+            continue
+        if not isinstance(v, str):
+            return None
+        for parse, unit in ((parse_duration, "days"), (parse_rate, "per day")):
+            try:
+                out.append(parse(v))
+                if any(ch.isalpha() for ch in v):
+                    units.add(unit)
+                break
+            except UnitError:
+                continue
+        else:
+            return None
+    if len(units) > 1:
+        return None
+    return out, (units.pop() if units else "")
+
+
+def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_SOURCE) -> Scenario:
+    """The base scenario with factor values applied, validated like a scenario file."""
+    data = copy.deepcopy(base.raw)
+    n_file = len(data.get("policy_overrides") or {})
+    over = list(base.overrides[n_file:])  # the caller's --set overrides; the file's come from data
+    for key, value in values.items():
+        value = _plain(value)
+        if factor_kind(key) == "policy":
+            over.append((key, value))
+            continue
+        if key == "policy" and isinstance(value, str) and Path(value).is_file():
+            value = str(Path(value).resolve())  # a path on the command line is relative to the cwd
+        _set_path(data, key.split("."), value, source, key)
+    try:
+        return scenario_from_data(data, base.path, over)
+    except InputError as exc:
+        context = ", ".join(f"{k}={label(v)}" for k, v in values.items())
+        problems = [
+            Problem(source, None, None, p.message + (f" (in {context})" if len(values) > 1 else ""), p.key)
+            for p in exc.problems
+        ]
+        raise InputError(problems) from None
+
+
+def _set_path(data: dict, parts: list[str], value: Any, source: str, key: str) -> None:
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            where = ".".join(parts[: i + 1])
+            raise _problem(source, f"cannot set {key}: {where} is {label(nxt)}, not a mapping", key)
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (from np.linspace and friends) as plain Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _problem(source: str, message: str, key: str | None = None) -> InputError:
+    return InputError([Problem(source, None, None, message, key)])
+
+
+# ------------------------------------------------------------------------------ variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of a sweep: its factor values and the scenario they make."""
+
+    id: int
+    values: tuple[tuple[str, Any], ...]
+    scenario: Scenario = field(repr=False)
+    key: str = ""  # fingerprint of the resolved inputs
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={label(v)}" for k, v in self.values) or "as written"
+
+
+def fingerprint(scenario: Scenario) -> str:
+    """A digest of everything that decides a run's numbers (for --resume)."""
+    payload = {
+        "scenario": scenario.raw,
+        "overrides": scenario.overrides,
+        "policy": scenario.policy.resolved(),
+        "version": __version__,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def build_variants(
+    base: Scenario, grid: Mapping[str, Sequence[Any]], zip: bool = False, source: str = GRID_SOURCE
+) -> list[Variant]:
+    """Every variant of the grid, validated before anything runs (all problems at once)."""
+    if not grid:
+        raise _problem(source, "a sweep needs at least one factor, e.g. --grid review.window=7d,14d")
+    keys = list(grid)
+    lists: list[list[Any]] = []
+    problems: list[Problem] = []
+    for key in keys:
+        raw = grid[key]
+        values = [raw] if isinstance(raw, (str, bytes, Mapping)) or not isinstance(raw, Sequence) else raw
+        values = [_plain(v) for v in values]
+        if not values:
+            problems.append(Problem(source, None, None, "no values", key))
+        try:
+            factor_kind(key)
+        except InputError as exc:
+            problems.extend(exc.problems)
+        if not zip:
+            seen = [label(v) for v in values]
+            dups = sorted({s for s in seen if seen.count(s) > 1})
+            if dups:
+                problems.append(Problem(source, None, None, f"value(s) listed twice: {', '.join(dups)}", key))
+        lists.append(values)
+    if zip and len({len(v) for v in lists}) > 1:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in _zip(keys, lists))
+        problems.append(
+            Problem(source, None, None, f"--zip pairs values, so every factor needs as many ({sizes})")
+        )
+    if problems:
+        raise InputError(problems)
+    if len(keys) > 1:  # check each value on its own first: errors then name one factor only
+        for key, values in _zip(keys, lists):
+            for value in values:
+                try:
+                    with_factors(base, {key: value}, source)
+                except InputError as exc:
+                    problems.extend(exc.problems)
+        if problems:
+            raise InputError(list(dict.fromkeys(problems)))
+    combos = list(_zip(*lists)) if zip else list(itertools.product(*lists))
+    variants = []
+    for i, combo in enumerate(combos):
+        values = dict(_zip(keys, combo))
+        try:
+            sc = with_factors(base, values, source)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        variants.append(Variant(i, tuple(values.items()), sc, fingerprint(sc)))
+    if problems:
+        raise InputError(list(dict.fromkeys(problems)))
+    return variants
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def _part_name(variant: int, replication: int) -> str:
+    return f"v{variant:04d}-r{replication:05d}.parquet"
+
+
+def run_variants(
+    variants: Sequence[Variant],
+    *,
+    replications: int,
+    seed: int,
+    out: Path | None,
+    resume: bool = False,
+    backend: str | Backend = "processes",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool | None = None,
+) -> tuple[list[RunOutcome], list[Path]]:
+    """Play ``replications`` runs of every variant on the same seeds; outcomes sorted by (variant, rep).
+
+    Part files go to ``out/parts/`` (a temporary folder, removed afterwards, when ``out`` is None).
+    With ``resume``, parts already written for the same inputs are reused, not recomputed.
+    """
+    if replications < 1:
+        raise _problem("<arguments>", f"replications must be at least 1, got {replications}")
+    if resume and out is None:
+        raise _problem("<arguments>", "resume needs an output folder (out=...)")
+    own = not isinstance(backend, Backend)
+    be = make_backend(backend, workers, scheduler) if own else backend
+    try:
+        be.workers  # noqa: B018 - connects to a Dask scheduler now: a bad address fails before any writing
+        return _run_tasks(variants, replications, seed, out, resume, be, progress)
+    finally:
+        if own:
+            be.close()
+
+
+def _run_tasks(
+    variants: Sequence[Variant],
+    replications: int,
+    seed: int,
+    out: Path | None,
+    resume: bool,
+    backend: Backend,
+    progress: bool | None,
+) -> tuple[list[RunOutcome], list[Path]]:
+    temp = out is None
+    parts_dir = Path(tempfile.mkdtemp(prefix="milestone-sim-parts-")) if temp else Path(out) / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [
+        RunTask(
+            v.scenario,
+            v.id,
+            r,
+            seed,
+            str(parts_dir / _part_name(v.id, r)),
+            f"{v.key}:{seed}:{r}",
+        )
+        for v in variants
+        for r in range(replications)
+    ]
+    wanted = {Path(t.part).name for t in tasks if t.part}
+    for stale in parts_dir.glob("*.parquet"):  # parts of another grid, or all of them when not resuming
+        if not resume or stale.name not in wanted:
+            stale.unlink()
+    for tmp in parts_dir.glob(".*.tmp"):  # left by an interrupted run
+        tmp.unlink()
+    try:
+        reused = {}
+        if resume:
+            for t in tasks:
+                found = read_part_outcome(t)
+                if found is not None:
+                    reused[(t.variant, t.replication)] = found
+        todo = [t for t in tasks if (t.variant, t.replication) not in reused]
+        outcomes = list(reused.values())
+        outcomes.extend(map_runs(todo, backend, progress=progress) if todo else [])
+    finally:
+        if temp:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+    outcomes.sort(key=lambda o: (o.variant, o.replication))
+    paths = [] if temp else [Path(t.part) for t in tasks if t.part]
+    return outcomes, paths
+
+
+def _runs_frame(
+    variants: Sequence[Variant],
+    outcomes: Sequence[RunOutcome],
+    seed: int,
+    extra: dict[str, list] | None = None,
+) -> pd.DataFrame:
+    """The tidy table: variant, factor columns, replication, seed, every KPI."""
+    keys = [k for k, _ in variants[0].values] if variants else []
+    by_id = {v.id: v for v in variants}
+    cols: dict[str, list[Any]] = {"variant": [o.variant for o in outcomes]}
+    for name, values in (extra or {}).items():
+        cols[name] = [values[o.variant] for o in outcomes]
+    for i, key in enumerate(keys):
+        raw = [by_id[o.variant].values[i][1] for o in outcomes]
+        is_num = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+        cols[key] = raw if is_num else [label(v) for v in raw]
+    cols["replication"] = [o.replication for o in outcomes]
+    cols["seed"] = [seed] * len(outcomes)
+    for name in KPI_NAMES:
+        cols[name] = [float(o.kpis.get(name, math.nan)) for o in outcomes]
+    df = pd.DataFrame(cols)
+    for name in ("variant", "replication", "seed"):
+        df[name] = df[name].astype("int64")
+    return df
+
+
+def _write_table(df: pd.DataFrame, stem: Path) -> None:
+    """``stem``.parquet (exact) and ``stem``.csv (12 significant digits, LF)."""
+    df.to_parquet(stem.with_suffix(".parquet"), index=False)
+    df.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.12g", lineterminator="\n")
+
+
+def _check_kpis(kpis: Sequence[str] | None, source: str = "<command line --kpi>") -> tuple[str, ...]:
+    if not kpis:
+        return DEFAULT_KPIS
+    bad = [k for k in kpis if k not in KPI_NAMES]
+    if bad:
+        raise _problem(source, f"unknown KPI(s) {', '.join(bad)}; KPIs: {', '.join(KPI_NAMES)}")
+    return tuple(dict.fromkeys(kpis))
+
+
+def _fmt(mean: float | None, low: float | None = None, high: float | None = None) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    digits = 3 if abs(mean) < 10 else 2 if abs(mean) < 1000 else 0
+    text = f"{mean:,.{digits}f}"
+    if low is not None and high is not None:
+        text += f" ± {(high - low) / 2:,.{digits}f}"
+    return text
+
+
+# ------------------------------------------------------------------------------ sweep
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep: one row per (variant, replication) with every KPI, and the variants."""
+
+    runs: pd.DataFrame
+    variants: list[Variant]
+    factors: tuple[str, ...]
+    zip: bool
+    seed: int
+    replications: int
+    out: Path | None = None
+    parts: list[Path] = field(default_factory=list, repr=False)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """Long table: variant, factors, kpi, mean, ci_low, ci_high, n (95% t-interval)."""
+        rows = []
+        fcols = list(self.factors)
+        for vid, group in self.runs.groupby("variant", sort=True):
+            first = group.iloc[0]
+            stats = summarize_kpis(group[list(KPI_NAMES)].to_dict("records"))
+            for name in KPI_NAMES:
+                rows.append({"variant": vid, **{f: first[f] for f in fcols}, "kpi": name, **stats[name]})
+        return pd.DataFrame(rows, columns=["variant", *fcols, "kpi", "mean", "ci_low", "ci_high", "n"])
+
+    def table(self, kpis: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per variant, each KPI as 'mean ± half-width of the 95% interval' (text, for printing)."""
+        kpis = _check_kpis(kpis, "<kpis>")
+        s = self.summary.set_index(["variant", "kpi"])
+        rows = []
+        for v in self.variants:
+            row: dict[str, Any] = {"variant": v.id}
+            row.update({k: label(val) for k, val in v.values})
+            for name in kpis:
+                r = s.loc[(v.id, name)]
+                row[name] = _fmt(r["mean"], r["ci_low"], r["ci_high"])
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def milestones(self) -> pd.DataFrame:
+        """Every run's milestone rows (variant, replication first), read back from the part files."""
+        if not self.parts:
+            raise ValueError("no part files: run the sweep with out=... to keep the milestone rows")
+        return pd.read_parquet([str(p) for p in self.parts]).sort_values(
+            ["variant", "replication"], kind="stable", ignore_index=True
+        )
+
+    def plot(self, kpis: Sequence[str] | None = None) -> Any:
+        """A matplotlib Figure: each chosen KPI against each numeric factor, with 95% intervals."""
+        return plot_sweep(self, _check_kpis(kpis, "<kpis>"))
+
+    def write(self, out: str | Path, kpis: Sequence[str] | None = None, charts: bool = True) -> Path:
+        """sweep.parquet/.csv (tidy runs), summary.parquet/.csv, sweep.json and sweep.png."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_table(self.runs, out / "sweep")
+        _write_table(self.summary, out / "summary")
+        manifest = {
+            "tool": {"name": "milestone-sim", "version": __version__},
+            "scenario": self.variants[0].scenario.path.as_posix() if self.variants else None,
+            "design": "zip" if self.zip else "full factorial",
+            "factors": list(self.factors),
+            "seed": self.seed,
+            "replications": self.replications,
+            "variants": [
+                {
+                    "variant": v.id,
+                    "values": {k: label(val) for k, val in v.values},
+                    "policy_overrides": {k: label(val) for k, val in v.scenario.overrides},
+                    "fingerprint": v.key,
+                }
+                for v in self.variants
+            ],
+        }
+        (out / "sweep.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        if charts:
+            fig = self.plot(kpis)
+            fig.savefig(out / "sweep.png", dpi=110)
+        return out
+
+
+def sweep(
+    scenario: str | Path | Scenario,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    zip: bool = False,
+    replications: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    backend: str | Backend = "processes",
+    scheduler: str | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    kpis: Sequence[str] | None = None,
+    charts: bool = True,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Play every variant of ``grid`` on the same seeds and return one row per run.
+
+    ``grid`` maps factors to values: ``{"review.window": ["7d", "14d"], "population.platform.
+    dispute_agents": [2, 3]}``. The design is the full factorial (every combination); with
+    ``zip=True`` the i-th values of all factors go together (all lists must be as long).
+    ``replications``/``seed`` default to the scenario's. ``backend``: ``processes`` (default,
+    ``workers`` processes, all CPUs by default), ``inprocess``, ``dask`` (``scheduler`` address, or
+    a local cluster), or a ``sim.executors.Backend``. With ``out``, writes the tables, the part
+    files and a chart there; ``resume`` reuses the parts a previous run of the same sweep wrote.
+    """
+    base = _base(scenario, overrides)
+    variants = build_variants(base, grid, zip, GRID_SOURCE)
+    kpis = _check_kpis(kpis, "<kpis>")
+    seed = base.seed if seed is None else seed
+    reps = base.replications if replications is None else replications
+    outdir = None if out is None else Path(out)
+    outcomes, parts = run_variants(
+        variants,
+        replications=reps,
+        seed=seed,
+        out=outdir,
+        resume=resume,
+        backend=backend,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    result = SweepResult(
+        _runs_frame(variants, outcomes, seed), variants, tuple(grid), zip, seed, reps, outdir, parts
+    )
+    if outdir is not None:
+        result.write(outdir, kpis, charts)
+    return result
+
+
+def _base(scenario: str | Path | Scenario, overrides: Mapping[str, Any] | None) -> Scenario:
+    if isinstance(scenario, Scenario):
+        if overrides:
+            return with_factors(scenario, dict(overrides), "<overrides>")
+        return scenario
+    return load_scenario(scenario, list((overrides or {}).items()))
+
+
+# ------------------------------------------------------------------------------ compare
+
+
+@dataclass
+class CompareResult:
+    """Two variants on the same seeds: per-replication KPIs and paired differences (B − A)."""
+
+    runs: pd.DataFrame
+    diff: pd.DataFrame
+    a: Variant
+    b: Variant
+    seed: int
+    replications: int
+    out: Path | None = None
+    parts: list[Path] = field(default_factory=list, repr=False)
+
+    @property
+    def significant(self) -> list[str]:
+        """KPIs whose 95% paired interval excludes zero."""
+        return list(self.diff.loc[self.diff["significant"], "kpi"])
+
+    def table(self, kpis: Sequence[str] | None = None) -> pd.DataFrame:
+        """The differences as text, for printing."""
+        d = self.diff if not kpis else self.diff[self.diff["kpi"].isin(_check_kpis(kpis, "<kpis>"))]
+        rows = []
+        for r in d.itertuples():
+            if r.n == 0:
+                continue
+            rows.append(
+                {
+                    "kpi": r.kpi,
+                    "A": _fmt(r.a_mean),
+                    "B": _fmt(r.b_mean),
+                    "B - A": _fmt(r.diff),
+                    "95% interval": "-"
+                    if r.ci_low is None or math.isnan(r.ci_low)
+                    else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
+                    "p": "-" if math.isnan(r.p_value) else f"{r.p_value:.3g}",
+                    "significant": "yes" if r.significant else "",
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def plot(self) -> Any:
+        """A matplotlib Figure: relative differences (B − A, % of A) with paired 95% intervals."""
+        return plot_compare(self)
+
+    def write(self, out: str | Path, charts: bool = True) -> Path:
+        """compare.parquet/.csv (differences), runs.parquet/.csv, compare.json, compare.png."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_table(self.diff, out / "compare")
+        _write_table(self.runs, out / "runs")
+        manifest = {
+            "tool": {"name": "milestone-sim", "version": __version__},
+            "scenario": self.a.scenario.path.as_posix(),
+            "seed": self.seed,
+            "replications": self.replications,
+            "a": {"label": self.a.label, "policy": self.a.scenario.policy.resolved()},
+            "b": {"label": self.b.label, "policy": self.b.scenario.policy.resolved()},
+            "significant": self.significant,
+        }
+        (out / "compare.json").write_text(
+            json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        if charts:
+            self.plot().savefig(out / "compare.png", dpi=110)
+        return out
+
+
+def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Per KPI: means, mean of B − A over paired replications, its 95% t-interval and p-value."""
+    from scipy import stats
+
+    rows = []
+    a = a.set_index("replication").sort_index()
+    b = b.set_index("replication").sort_index()
+    for name in KPI_NAMES:
+        pair = pd.DataFrame({"a": a[name], "b": b[name]}).dropna()
+        n = len(pair)
+        d = (pair["b"] - pair["a"]).to_numpy(dtype=float)
+        row = {
+            "kpi": name,
+            "a_mean": float(pair["a"].mean()) if n else math.nan,
+            "b_mean": float(pair["b"].mean()) if n else math.nan,
+            "diff": float(d.mean()) if n else math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "rel_diff": math.nan,
+            "p_value": math.nan,
+            "significant": False,
+            "n": n,
+        }
+        if n and row["a_mean"] != 0:
+            row["rel_diff"] = row["diff"] / abs(row["a_mean"])
+        if n >= 2:
+            sd = float(d.std(ddof=1))
+            if sd == 0.0:  # every replication moved by the same amount (often: not at all)
+                row.update(ci_low=row["diff"], ci_high=row["diff"], p_value=1.0 if row["diff"] == 0 else 0.0)
+            else:
+                half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+                tstat = row["diff"] / (sd / math.sqrt(n))
+                row.update(
+                    ci_low=row["diff"] - half,
+                    ci_high=row["diff"] + half,
+                    p_value=float(2 * stats.t.sf(abs(tstat), n - 1)),
+                )
+            row["significant"] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _side(spec: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    if isinstance(spec, (str, Path)):
+        return {"policy": str(spec)}
+    return dict(spec)
+
+
+def compare(
+    scenario: str | Path | Scenario,
+    a: str | Path | Mapping[str, Any] | None = None,
+    b: str | Path | Mapping[str, Any] | None = None,
+    *,
+    replications: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    backend: str | Backend = "processes",
+    scheduler: str | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    charts: bool = True,
+    progress: bool | None = None,
+    sources: tuple[str, str] = ("<compare A>", "<compare B>"),
+) -> CompareResult:
+    """Play variants A and B on the same seeds and test each KPI's paired difference (B − A).
+
+    ``a``/``b`` are a policy pack name or path, or a mapping of factors (``{"review.window":
+    "3d"}``, may include ``"policy"``); None means the scenario as written. A difference is
+    significant when its 95% paired t-interval excludes zero.
+    """
+    base = _base(scenario, overrides)
+    problems: list[Problem] = []
+    sides = []
+    for i, (spec, src) in enumerate(_zip((a, b), sources)):
+        values = _side(spec)
+        try:
+            for key in values:
+                factor_kind(key)
+            sc = with_factors(base, values, src) if values else base
+            sides.append(Variant(i, tuple(values.items()), sc, fingerprint(sc)))
+        except InputError as exc:
+            problems.extend(replace(p, file=src) if p.file == GRID_SOURCE else p for p in exc.problems)
+    if problems:
+        raise InputError(problems)
+    seed = base.seed if seed is None else seed
+    reps = base.replications if replications is None else replications
+    outdir = None if out is None else Path(out)
+    outcomes, parts = run_variants(
+        sides,
+        replications=reps,
+        seed=seed,
+        out=outdir,
+        resume=resume,
+        backend=backend,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    names = {0: "A", 1: "B"}
+    labels = {v.id: v.label for v in sides}
+    runs = _runs_frame([], outcomes, seed, {"side": names, "label": labels})
+    diff = paired_differences(runs[runs["side"] == "A"], runs[runs["side"] == "B"])
+    result = CompareResult(runs, diff, sides[0], sides[1], seed, reps, outdir, parts)
+    if outdir is not None:
+        result.write(outdir, charts)
+    return result
+
+
+# ------------------------------------------------------------------------------ charts
+
+
+def _kpi_axis(name: str) -> str:
+    return f"{name} (money)" if name in MONEY_KPIS else name
+
+
+def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
+    """KPI means (95% intervals as error bars) against each numeric factor; by variant otherwise."""
+    from matplotlib.figure import Figure
+
+    summary = result.summary
+    variants = result.variants
+    num = {}
+    for i, key in enumerate(result.factors):
+        values = [v.values[i][1] for v in variants]
+        parsed = numeric(values)
+        if parsed is not None and len(set(parsed[0])) > 1:
+            num[key] = (i, parsed)
+    rows = max(1, len(num))
+    fig = Figure(figsize=(4.2 * len(kpis), 3.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, len(kpis), squeeze=False)
+    stats = summary.set_index(["variant", "kpi"])
+    if not num:  # no numeric factor: one point per variant
+        for j, name in enumerate(kpis):
+            ax = axes[0][j]
+            ids = [v.id for v in variants]
+            m = np.array([_num(stats.loc[(i, name), "mean"]) for i in ids])
+            lo = np.array([_num(stats.loc[(i, name), "ci_low"]) for i in ids])
+            hi = np.array([_num(stats.loc[(i, name), "ci_high"]) for i in ids])
+            ax.errorbar(range(len(ids)), m, yerr=_yerr(m, lo, hi), fmt="o", capsize=3)
+            ax.set_xticks(range(len(ids)), [v.label for v in variants], rotation=30, ha="right", fontsize=7)
+            ax.set_title(_kpi_axis(name), fontsize=9)
+        return fig
+    for r, (key, (i, (xs, unit))) in enumerate(num.items()):
+        groups: dict[str, list[tuple[float, int]]] = {}
+        for v, x in _zip(variants, xs):
+            others = ", ".join(f"{k}={label(val)}" for j, (k, val) in enumerate(v.values) if j != i)
+            groups.setdefault("" if result.zip else others, []).append((x, v.id))
+        for c, name in enumerate(kpis):
+            ax = axes[r][c]
+            for legend, pts in groups.items():
+                pts.sort()
+                x = np.array([p[0] for p in pts])
+                m = np.array([_num(stats.loc[(p[1], name), "mean"]) for p in pts])
+                lo = np.array([_num(stats.loc[(p[1], name), "ci_low"]) for p in pts])
+                hi = np.array([_num(stats.loc[(p[1], name), "ci_high"]) for p in pts])
+                ax.errorbar(x, m, yerr=_yerr(m, lo, hi), marker="o", capsize=3, label=legend or None)
+            ax.set_xlabel(f"{key} ({unit})" if unit else key, fontsize=8)
+            ax.set_title(_kpi_axis(name), fontsize=9)
+            if len(groups) > 1 and len(groups) <= 8 and c == 0:
+                ax.legend(fontsize=6)
+    return fig
+
+
+def plot_compare(result: CompareResult) -> Any:
+    """Horizontal bars: B − A as a share of A per KPI, whiskers for the paired 95% interval."""
+    from matplotlib.figure import Figure
+
+    d = result.diff[result.diff["rel_diff"].notna()]
+    fig = Figure(figsize=(7.5, 0.32 * max(len(d), 4) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    scale = d["a_mean"].abs().to_numpy()
+    rel = 100 * d["rel_diff"].to_numpy()
+    lo = 100 * d["ci_low"].to_numpy() / scale
+    hi = 100 * d["ci_high"].to_numpy() / scale
+    colors = ["tab:red" if s else "tab:gray" for s in d["significant"]]
+    y = np.arange(len(d))
+    ax.barh(y, rel, color=colors, xerr=_yerr(rel, lo, hi), capsize=2)
+    ax.set_yticks(y, list(d["kpi"]), fontsize=7)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("B − A, % of A (red: significant at 95%)", fontsize=8)
+    ax.set_title(f"A: {result.a.label}\nB: {result.b.label}", fontsize=8)
+    return fig
+
+
+def _num(x: Any) -> float:
+    return math.nan if x is None else float(x)
+
+
+def _yerr(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Error bar lengths; zero where the interval is unknown (one replication)."""
+    below = np.nan_to_num(m - lo, nan=0.0)
+    above = np.nan_to_num(hi - m, nan=0.0)
+    return np.vstack([np.clip(below, 0, None), np.clip(above, 0, None)])
