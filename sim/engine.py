@@ -12,13 +12,12 @@ scheduled (file order for scripts).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
 import math
 from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from heapq import heappush
+from typing import Any, Protocol
 
 import simpy
 from simpy.core import NORMAL, URGENT
