@@ -339,14 +339,28 @@ def load_policy(
     problems: list[Problem] = []
     for key, value, doc, loc in overrides or []:
         parts = tuple(key.split("."))
+        probe: Any = sourced.data
+        through_list = False
+        for part in parts[:-1]:
+            if isinstance(probe, list):
+                through_list = True
+                break
+            probe = probe.get(part) if isinstance(probe, dict) else None
+        bad = None
         if not all(parts):
+            bad = f"malformed override key {key!r}"
+        elif parts[0] == "extends":
+            bad = "extends cannot be overridden; name the pack to extend in a policy file"
+        elif through_list:
+            bad = f"{parts[0]} is a list: override it whole, e.g. {parts[0]}=[...]"
+        if bad:
             where = doc.problem(loc, "", key=True) if doc else None
             problems.append(
                 Problem(
                     where.file if where else "<command line>",
                     where.line if where else None,
                     where.column if where else None,
-                    f"malformed override key {key!r}",
+                    bad,
                     key,
                 )
             )

@@ -170,11 +170,10 @@ def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[st
         return None
     actors = [a for a in ACTIONS if a in item]
     if len(actors) != 1:
-        automatic = [k for k in item if k in ("platform",)]
-        msg = "a script step names exactly one actor: client, freelancer or platform"
-        if automatic:
-            msg = "a script step names exactly one actor"
-        col.add(loc, msg)
+        if not actors:
+            col.keys(item, ("at", *ACTIONS, *{a for args in _ARGS.values() for a in args}), loc)
+        what = "none" if not actors else ", ".join(actors)
+        col.add(loc, f"a script step names exactly one actor (client, freelancer or platform); found {what}")
         return None
     actor = actors[0]
     name = item[actor]
@@ -351,6 +350,11 @@ def _parse_expect(col: _Collector, data: Any, contracts: tuple[ContractSpec, ...
             parsed: dict[str, Any] = {}
             for key, value in spec.items():
                 vloc = (*loc, kind, key)
+                if key in ("action", "rule", "milestone", "contract", "actor") and (
+                    isinstance(value, bool) or not isinstance(value, (str, int))
+                ):
+                    col.add(vloc, f"{key} is a single name, got {value!r}")
+                    continue
                 if key == "at":
                     parsed["at"] = col.duration(value, vloc)
                 elif key == "amount":

@@ -114,7 +114,7 @@ def validate(
                 elif kind.endswith("_type") or kind.endswith("_parsing"):
                     msg = f"wrong type: {msg[0].lower()}{msg[1:]}, got {err.get('input')!r}"
                 problem = locate(loc, msg, False)
-            marker = (problem.line, problem.column, problem.message)
+            marker = (problem.line, problem.column, problem.key, problem.message)
             if marker not in seen:
                 seen.add(marker)
                 problems.append(problem)

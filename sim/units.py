@@ -33,6 +33,10 @@ _UNIT_DAYS = {"w": 7.0, "d": 1.0, "h": 1.0 / 24.0, "min": 1.0 / 1440.0, "s": 1.0
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*/\s*(w|d|h|min|s)\s*$")
 
 
+#: the largest amount in minor units (10^15: ten trillion dollars); beyond it int64 totals could overflow
+MAX_MINOR = 10**15
+
+
 class UnitError(ValueError):
     """A money amount, duration or rate that cannot be read; the message says what is allowed."""
 
@@ -61,8 +65,12 @@ def parse_money(value: object, digits: int = 2, *, allow_zero: bool = False) -> 
     if scaled != scaled.to_integral_value():
         raise UnitError(f"amount {text} has more than {digits} decimal places; amounts are never rounded")
     cents = int(scaled)
+    if cents < 0 and allow_zero:
+        raise UnitError(f"amount must not be negative, got {text}")
     if cents < 0 or (cents == 0 and not allow_zero):
         raise UnitError(f"amount must be greater than zero, got {text}")
+    if cents > MAX_MINOR:
+        raise UnitError(f"amount {text} is larger than the largest supported ({MAX_MINOR // 10**digits:,})")
     return cents
 
 

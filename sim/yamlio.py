@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-MAX_BYTES = 2 * 1024 * 1024
+MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 
@@ -103,10 +103,35 @@ _STD_TAGS = {
 
 
 class _Composer(yaml.SafeLoader):
-    """SafeLoader whose implicit resolvers are off: every plain scalar composes as a string."""
+    """SafeLoader whose implicit resolvers are off: every plain scalar composes as a string.
+
+    Scalars that carry an explicit tag (``!!str 10``) are marked, so they are not typed again.
+    """
+
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
+        explicit = self.peek_event().tag not in (None, "!")
+        node = super().compose_scalar_node(anchor)
+        node.explicit = explicit  # type: ignore[attr-defined]
+        return node
 
 
 _Composer.yaml_implicit_resolvers = {}
+
+
+def _deepest(text: str) -> tuple[int, int] | None:
+    """Line and column where flow brackets first nest deeper than MAX_DEPTH, if they do."""
+    depth, line, col = 0, 1, 0
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line, col
+        elif ch in "]}":
+            depth -= 1
+    return None
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -143,6 +168,11 @@ def load_text(text: str, file: str = "<string>") -> Doc:
         raise InputError([Problem(file, line, col, f"YAML syntax error: {what}")]) from None
     except yaml.YAMLError as exc:
         raise InputError([Problem(file, 1, 1, f"YAML error: {exc}")]) from None
+    except RecursionError:
+        line, col = _deepest(text) or (1, 1)
+        raise InputError(
+            [Problem(file, line, col, f"document is nested deeper than {MAX_DEPTH} levels")]
+        ) from None
     doc = Doc(file, None)
     if node is None:
         doc.marks[()] = (1, 1)
@@ -165,10 +195,12 @@ def _convert(node: yaml.Node, loc: Loc, doc: Doc, budget: list[int], stack: set[
     doc.marks.setdefault(loc, _mark(node))
     if node.tag not in _STD_TAGS:
         line, col = _mark(node)
-        raise InputError([Problem(doc.file, line, col, f"tag {node.tag!r} is not allowed (plain YAML only)")])
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        message = f"tag {tag!r} is not allowed (plain YAML only)"
+        raise InputError([Problem(doc.file, line, col, message, dotted(loc) or None)])
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:str":
-            return _scalar(node)
+            return node.value if getattr(node, "explicit", False) else _scalar(node)
         return _tagged(node, doc)
     stack.add(id(node))
     try:
