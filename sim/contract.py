@@ -128,17 +128,13 @@ class Contract:
     refund_gen: int = 0
     offer_gen: int = 0
     by_id: dict[str, Milestone] = field(default_factory=dict)
+    escrow_account: str = ""  # account names, computed once
+    client_account: str = ""
 
     def __post_init__(self) -> None:
         self.by_id = {m.id: m for m in self.milestones}
-
-    @property
-    def escrow_account(self) -> str:
-        return f"escrow:{self.id}"
-
-    @property
-    def client_account(self) -> str:
-        return f"client:{self.client}"
+        self.escrow_account = f"escrow:{self.id}"
+        self.client_account = f"client:{self.client}"
 
     def escrow(self) -> int:
         """Money of this contract in escrow: milestone escrow plus credit."""

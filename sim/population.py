@@ -485,6 +485,14 @@ def arrival_times(pop: Population, until: float, seed: int, replication: int) ->
     return np.concatenate(times) if times else np.zeros(0)
 
 
+_MILESTONE_IDS = [f"m{j + 1}" for j in range(64)]
+
+
+def _milestone_id(j: int) -> str:
+    """Milestone ids m1, m2, ... shared between contracts (one string object each)."""
+    return _MILESTONE_IDS[j] if j < len(_MILESTONE_IDS) else f"m{j + 1}"
+
+
 def sample_contract(pop: Population, index: int, rng: np.random.Generator, digits: int) -> ContractSpec:
     """A contract's structure: its parties, number of milestones and their amounts."""
     n = int(pop.ms_count.draw(rng))
@@ -493,7 +501,7 @@ def sample_contract(pop: Population, index: int, rng: np.random.Generator, digit
         n = min(n, pop.ms_count_max)
     scale = 10**digits
     milestones = tuple(
-        MilestoneSpec(f"m{j + 1}", max(1, round(pop.ms_amount.draw(rng) * scale)), None) for j in range(n)
+        MilestoneSpec(_milestone_id(j), max(1, round(pop.ms_amount.draw(rng) * scale)), None) for j in range(n)
     )
     client = f"k{int(rng.integers(pop.clients)) + 1}" if pop.clients else f"k{index + 1}"
     freelancer = f"f{int(rng.integers(pop.freelancers)) + 1}" if pop.freelancers else f"f{index + 1}"
