@@ -31,8 +31,13 @@ from .units import format_duration
 EVENT_MODES = ("full", "none")
 
 
-def run_replication(scenario: Scenario, replication: int, seed: int, events: str = "full") -> RunTables:
-    """Play one replication of a scenario and return its tables."""
+def run_replication(
+    scenario: Scenario, replication: int, seed: int, events: str = "full", bar: Any = None
+) -> RunTables:
+    """Play one replication of a scenario and return its tables.
+
+    ``bar`` (a tqdm bar counting simulated days) is advanced once a simulated day.
+    """
     keep = events == "full"
     sim = Simulation(
         scenario.policy,
@@ -44,6 +49,8 @@ def run_replication(scenario: Scenario, replication: int, seed: int, events: str
         from .population import populate
 
         populate(sim, scenario, replication, seed)
+        if bar is not None and scenario.until:
+            sim.every_day(lambda: bar.update(1))
     else:
         for spec in scenario.contracts:
             sim.add_contract(spec)
@@ -256,19 +263,21 @@ def run(
     seed = sc.seed if seed is None else seed
     reps = sc.replications if replications is None else replications
     runs = []
-    bar = _progress(reps, progress)
+    days = int(sc.until or 0) if sc.is_population else 0
+    bar = _progress(reps * days if days else reps, progress, "days" if days else "runs")
     for rep in range(reps):
-        runs.append(run_replication(sc, rep, seed, events))
-        if bar is not None:
+        runs.append(run_replication(sc, rep, seed, events, bar if days else None))
+        if bar is not None and not days:
             bar.update(1)
     if bar is not None:
         bar.close()
     return Result(sc, runs, seed, events)
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def _progress(total: int, enabled: bool, unit: str) -> Any:
+    """A tqdm bar on a terminal that shows itself only after two seconds; None elsewhere."""
     if not enabled or total < 2 or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="replications", unit="run", file=sys.stderr, delay=2.0)
+    return tqdm(total=total, desc="simulating", unit=unit, file=sys.stderr, delay=2.0, leave=False)

@@ -321,6 +321,16 @@ class Simulation:
         if self.until is None or nxt <= self.until:
             self._later(nxt - self.env.now, self._snapshot)
 
+    def every_day(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` at the end of every simulated day up to the horizon (progress bars)."""
+
+        def tick(_ev: Any) -> None:
+            callback()
+            if self.until is not None and self.env._now + 1.0 <= self.until:
+                self._later(1.0, tick)
+
+        self._later(1.0, tick)
+
     def _later(self, delay: float, callback: Callable[[Any], None]) -> None:
         env = self.env
         heappush(env._queue, (env._now + delay, LATE, next(env._eid), _Due(callback)))

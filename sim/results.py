@@ -194,10 +194,13 @@ def summarize_kpis(per_rep: list[dict[str, float]]) -> dict[str, dict[str, float
             out[name] = {"mean": _clean(mean), "ci_low": None, "ci_high": None, "n": 1}
             continue
         half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
-        out[name] = {
+        high = mean + half
+        if name.endswith("_share"):
+            high = min(high, 1.0)
+        out[name] = {  # every KPI is >= 0 (shares <= 1): the interval is clipped to that range
             "mean": _clean(mean),
-            "ci_low": _clean(mean - half),
-            "ci_high": _clean(mean + half),
+            "ci_low": _clean(max(mean - half, 0.0)),
+            "ci_high": _clean(high),
             "n": n,
         }
     return out
