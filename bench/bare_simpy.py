@@ -4,7 +4,9 @@ Same lifecycle and distributions as scenarios/populations/marketplace_year.yaml 
 acceptance, work, a review that races the 14-day window, change requests, partial releases,
 bonuses, refund requests that race the 7-day window, disputes queued at a team of agents), with
 money in integer cents and one generator process per contract. No policy file, no rule checks,
-no ledger, no event log: the yardstick the rules-driven engine is measured against.
+no ledger, no event log. Like the engine with its event log off, it keeps one record per closed
+milestone (amount, funded, first submitted, closed, outcome), which is what the KPIs need: the
+yardstick the rules-driven engine is measured against.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import simpy
 WINDOW, REFUND_WINDOW = 14.0, 7.0
 
 
-def contract(env, rng, team, stats):
+def contract(env, rng, team, stats, rows):
     n = max(1, int(rng.poisson(2)))
     amounts = [max(1, round(rng.lognormal(math.log(250), 0.9) * 100)) for _ in range(n)]
     fund_at = rng.exponential(1.0)
@@ -42,7 +44,9 @@ def contract(env, rng, team, stats):
         stats["funded"] += amount - min(credit, amount)
         credit -= min(credit, amount)
         escrow = amount
+        funded_at = env.now
         yield env.timeout(rng.gamma(1 / 0.36, 6 * 0.36))
+        submitted_at = env.now
         while True:  # one review round: the client's delay races the window
             delay = rng.exponential(4.0)
             u = rng.random()
@@ -50,6 +54,7 @@ def contract(env, rng, team, stats):
                 yield env.timeout(WINDOW)
                 stats["released"] += escrow
                 stats["milestones"] += 1
+                rows.append((amount, funded_at, submitted_at, env.now, "auto_approved"))
                 break
             yield env.timeout(delay)
             if u < 0.78:
@@ -79,8 +84,10 @@ def contract(env, rng, team, stats):
                     stats["released"] += escrow // 2
                     stats["refunded"] += escrow - escrow // 2 + credit
                 stats["milestones"] += 1
+                rows.append((amount, funded_at, submitted_at, env.now, "refunded"))
                 return
             stats["milestones"] += 1
+            rows.append((amount, funded_at, submitted_at, env.now, "approved"))
             break
 
 
@@ -89,6 +96,7 @@ def run(rate: float, until: float, seed: int = 7) -> dict:
     env = simpy.Environment()
     team = simpy.Resource(env, capacity=3)
     stats = dict.fromkeys(("funded", "released", "bonus", "refunded", "milestones"), 0)
+    rows: list[tuple] = []
     arrivals = np.random.default_rng(np.random.SeedSequence((seed, 0)))
 
     def source(env):
@@ -98,9 +106,10 @@ def run(rate: float, until: float, seed: int = 7) -> dict:
             if env.now > until:
                 return
             rng = np.random.default_rng(np.random.SeedSequence((seed, 0, i)))
-            env.process(contract(env, rng, team, stats))
+            env.process(contract(env, rng, team, stats, rows))
             i += 1
 
     env.process(source(env))
     env.run(until=until)
+    stats["rows"] = len(rows)
     return stats
