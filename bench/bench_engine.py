@@ -52,12 +52,11 @@ def main() -> None:
     engine_rate = closed_engine / best_engine
     bare_rate = closed_bare / best_bare
     print(f"population: {args.rate} for {until:g} days, best of {args.repeat}")
-    print(
-        f"rules-driven engine: {closed_engine:>8,} closed milestones in {best_engine:6.2f} s = {engine_rate:>9,.0f}/s"
-    )
-    print(
-        f"bare SimPy model:    {closed_bare:>8,} closed milestones in {best_bare:6.2f} s = {bare_rate:>9,.0f}/s"
-    )
+    for label, closed, best, rate_ in (
+        ("rules-driven engine", closed_engine, best_engine, engine_rate),
+        ("bare SimPy model", closed_bare, best_bare, bare_rate),
+    ):
+        print(f"{label:<20} {closed:>8,} closed milestones in {best:6.2f} s = {rate_:>9,.0f}/s")
     print(f"ratio engine / bare: {engine_rate / bare_rate:.2f} (target >= 0.5)")
 
 
