@@ -6,6 +6,7 @@ are independent: each contract draws from its own stream seeded by (seed, replic
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -256,8 +257,12 @@ def run(
         raise ValueError(f"events must be one of {EVENT_MODES}, got {events!r}")
     if isinstance(scenario, Scenario):
         sc = scenario
-        if overrides:
-            sc = load_scenario(sc.path, [*sc.overrides, *overrides.items()])
+        if overrides:  # only the policy changes: keep any in-memory change to the scenario
+            from .policy import load_policy
+
+            pairs = [*sc.overrides, *overrides.items()]
+            policy = load_policy(sc.policy_ref, [(k, v, None, ()) for k, v in pairs], base=sc.path.parent)
+            sc = dataclasses.replace(sc, policy=policy, overrides=tuple(pairs))
     else:
         sc = load_scenario(scenario, list((overrides or {}).items()))
     seed = sc.seed if seed is None else seed

@@ -348,7 +348,7 @@ class Simulation:
             stop = simpy.Event(self.env)
             stop._ok = True
             stop._value = None
-            self.env.schedule(stop, LATE, self.until)
+            self.env.schedule(stop, LATE + 1, self.until)  # after the snapshot at the horizon
             self.env.run(until=stop)
             end = self.until
         self._track_escrow(end)

@@ -7,7 +7,8 @@ display and restyle the figures, and :mod:`sim.report` saves them with the Agg c
 Conventions:
 
 - The x axis of time charts counts **days since the start of the run (t = 0)**; when the scenario
-  has a ``start`` date, the axis label names it ("days since 2026-01-05").
+  has a ``start`` date, the axis label names it ("Days since start (2026-01-05)"). Days rather than
+  calendar dates keep scripted scenarios (which rarely set ``start``) and populations alike.
 - Money is stored in integer minor units; charts divide by ``10**digits`` for display only and
   label the axis with the currency (large amounts get a ``k``/``M`` suffix on the ticks).
 - Charts of one replication (balances, flows, timeline, Sankey) take ``replication=0`` by default
@@ -16,6 +17,7 @@ Conventions:
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -90,6 +92,7 @@ FLOW_STYLES: dict[str, dict[str, Any]] = {
 }
 
 WIDE = (10.0, 4.8)
+LABEL_STEP_PT = 10.0  # vertical step between stacked event labels on the timeline
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -114,9 +117,21 @@ def _of_reps(result: Result, replication: int) -> str:
     return f" — replication {replication + 1} of {n}" if n > 1 else ""
 
 
+class ChartFigure(Figure):
+    """A plain matplotlib Figure that also shows itself in Jupyter without pyplot or ``%matplotlib``."""
+
+    def _repr_png_(self) -> bytes:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        if not isinstance(self.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(self)
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", metadata={"Software": None})
+        return buf.getvalue()
+
+
 def _figure(size: tuple[float, float] = WIDE) -> Figure:
-    fig = Figure(figsize=size, dpi=110, layout="constrained")
-    return fig
+    return ChartFigure(figsize=size, dpi=110, layout="constrained")
 
 
 def money_text(cents: int, digits: int) -> str:
@@ -156,6 +171,12 @@ def _legend_right(ax: Axes, **kw: Any) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False, borderaxespad=0, **kw)
 
 
+def _time_xlim(ax: Axes, end: float) -> None:
+    """Days 0..end with a little room, so steps at t = 0 and at the end stay visible."""
+    end = max(end, 1.0)
+    ax.set_xlim(-0.015 * end, 1.03 * end)
+
+
 def time_label(result: Result) -> str:
     """The label of every time axis: days since t = 0, naming the calendar start when known."""
     start = result.scenario.start
@@ -182,7 +203,7 @@ def _client_fees(ledger: pd.DataFrame) -> int:
     return int(rows["amount"].sum())
 
 
-def _t_interval(values: np.ndarray) -> tuple[float, float, float]:
+def t_interval(values: np.ndarray) -> tuple[float, float, float]:
     """Mean and 95% t-interval (the interval collapses to the mean when n < 2)."""
     n = len(values)
     mean = float(values.mean()) if n else math.nan
@@ -251,7 +272,7 @@ def balances(result: Result, replication: int = 0) -> Figure:
     bottom.set_title("Money paid out so far", loc="left", fontsize=10)
     _legend_right(bottom)
     bottom.set_xlabel(time_label(result))
-    bottom.set_xlim(0, max(rt.end, 1e-9))
+    _time_xlim(bottom, rt.end)
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"Balances over time{_of_reps(result, replication)}", fontsize=12)
@@ -291,7 +312,7 @@ def flows(result: Result, replication: int = 0) -> Figure:
     if not drawn:
         raise ValueError("no money moved in this run: there are no flows to draw")
     ax.set_ylim(bottom=0)
-    ax.set_xlim(0, max(rt.end, 1e-9))
+    _time_xlim(ax, rt.end)
     _money_axis(ax, result, top, "Cumulative amount")
     ax.set_xlabel(time_label(result))
     ax.grid(True, alpha=0.3)
@@ -381,11 +402,39 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
         taken.append((start, ends))
         levels.append(level)
         row_levels[i] = max(row_levels[i], level + 1)
-    y_of: list[float] = []
-    y = 0.0
+    # events: a marker each; one label per (row, time), labels stacked where they would overlap
+    marks: list[tuple[int, float, bool, str]] = []
+    labels: dict[tuple[int, float], list[str]] = {}
+    for row in events[ev_mask].itertuples(index=False):
+        i = index.get((row.contract, row.milestone), index[(row.contract, "")])
+        t = float(row.time)
+        rejected = row.outcome == "rejected"
+        marks.append((i, t, rejected, row.actor))
+        text = f"{row.action} ✕ {row.rule}" if rejected else row.action
+        here = labels.setdefault((i, t), [])
+        if text not in here:
+            here.append(text)
+    days_per_char = 4.3 / (560.0 / (x_max * 1.12))  # 7.5 pt text on an axis ~560 pt wide
+    label_level: dict[tuple[int, float], int] = {}
+    label_levels = [1] * len(rows)
     for i in range(len(rows)):
+        ends: list[float] = []  # where the last label of each level ends, in days
+        for key in sorted(k for k in labels if k[0] == i):
+            t = key[1]
+            width = (len(", ".join(labels[key])) + 2) * days_per_char
+            level = next((n for n, e in enumerate(ends) if e <= t), len(ends))
+            if level == len(ends):
+                ends.append(0.0)
+            ends[level] = t + width
+            label_level[key] = level
+        label_levels[i] = max(1, len(ends))
+    step = LABEL_STEP_PT / 57.6  # one label level in row units (a row is 0.8 in = 57.6 pt)
+    y_of: list[float] = []
+    y = step * (label_levels[0] - 1)
+    for i in range(len(rows)):
+        if i:
+            y += 1.0 + 0.25 * row_levels[i - 1] + step * (label_levels[i] - 1)
         y_of.append(y)
-        y += 1.0 + 0.25 * row_levels[i]
     ypos = {key: y_of[i] for key, i in index.items()}
     span_y = y_of[-1] + 0.25 * row_levels[-1]
 
@@ -426,7 +475,17 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
                 )
     for cid, mid, _label in rows:
         if mid and (cid, mid) not in seen:
-            ax.text(0, ypos[(cid, mid)], " never funded", va="center", fontsize=8, color="#777777")
+            i = index[(cid, mid)]
+            after = max([0.0, *(t for r, t, _rej, _a in marks if r == i)])
+            ax.annotate(
+                "never funded",
+                (after, y_of[i]),
+                xytext=(8, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color="#777777",
+            )
 
     # timers: brackets under the bars
     for (i, start, stopped, ends, kind), level in zip(windows, levels, strict=True):
@@ -454,40 +513,20 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
             bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"},
         )
 
-    # events: one marker per event, one label per (row, time) joining the actions there
-    sub = events[ev_mask]
-    labels: dict[tuple[int, float], list[str]] = {}
-    for row in sub.itertuples(index=False):
-        key = (row.contract, row.milestone)
-        if key not in ypos:
-            key = (row.contract, "")
-        y = ypos[key]
-        t = float(row.time)
-        if row.outcome == "rejected":
+    # events: one marker per event
+    for i, t, rejected, actor in marks:
+        y = y_of[i]
+        if rejected:
             ax.plot([t], [y], marker="X", ms=9, color="#d62728", mec="white", zorder=5, ls="none")
-            text = f"{row.action} ✕ {row.rule}"
         else:
-            ax.plot(
-                [t],
-                [y],
-                marker=ACTOR_MARKERS.get(row.actor, "o"),
-                ms=7,
-                color="#333333",
-                mec="white",
-                zorder=5,
-                ls="none",
-            )
-            text = row.action
-        labels.setdefault((y, t), [])
-        if text not in labels[(y, t)]:
-            labels[(y, t)].append(text)
-    for (y, t), texts in labels.items():
+            marker = ACTOR_MARKERS.get(actor, "o")
+            ax.plot([t], [y], marker=marker, ms=7, color="#333333", mec="white", zorder=5, ls="none")
+    for (i, t), texts in labels.items():
         ax.annotate(
             ", ".join(texts),
-            (t, y - bar_h / 2),
-            xytext=(2, 2),
+            (t, y_of[i] - bar_h / 2),
+            xytext=(-2, 3 + LABEL_STEP_PT * label_level[(i, t)]),
             textcoords="offset points",
-            rotation=20,
             fontsize=7.5,
             ha="left",
             va="bottom",
@@ -651,7 +690,7 @@ def outcome_shares(result: Result) -> pd.DataFrame:
     rows = []
     for name in OUTCOMES:
         values = shares[name].dropna().to_numpy(dtype=float)
-        mean, lo, hi = _t_interval(values)
+        mean, lo, hi = t_interval(values)
         rows.append(
             {
                 "outcome": name,
@@ -678,19 +717,21 @@ def outcomes(result: Result) -> Figure:
     share = table["share"].fillna(0).to_numpy(dtype=float) * 100
     colors = ["#2ca02c", "#ff7f0e", "#7f7f7f", "#d62728", "#8c564b"]
     ax.bar(x, share, color=colors, width=0.6, label="mean share")
+    tops = share.copy()
     if reps > 1:
-        lo = table["ci_low"].astype(float).fillna(0).to_numpy() * 100
-        hi = table["ci_high"].astype(float).fillna(0).to_numpy() * 100
+        # a share lives in [0, 100]: the t-interval of few replications is clipped to that range
+        lo = np.clip(table["ci_low"].astype(float).fillna(0).to_numpy() * 100, 0, 100)
+        hi = np.clip(table["ci_high"].astype(float).fillna(0).to_numpy() * 100, 0, 100)
         err = np.vstack([np.clip(share - lo, 0, None), np.clip(hi - share, 0, None)])
         ax.errorbar(x, share, yerr=err, fmt="none", ecolor="black", capsize=5, lw=1.2, label="95% interval")
-    for xi, s, (_, row) in zip(x, share, table.iterrows(), strict=True):
+        tops = np.maximum(share, hi)
+    for xi, s, top, (_, row) in zip(x, share, tops, table.iterrows(), strict=True):
         text = f"{s:.1f}%"
         if reps == 1:
             text += f"\n({row['count']:,})"
-        top = s if reps == 1 or row["ci_high"] is None else max(s, float(row["ci_high"]) * 100)
         ax.annotate(text, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center", fontsize=9)
     ax.set_xticks(x, [OUTCOMES[o] for o in table.index], fontsize=9)
-    ax.set_ylim(0, min(118, max(share.max() * 1.25, 10)))
+    ax.set_ylim(0, max(float(tops.max()) * 1.18, 10))
     ax.set_ylabel("Share of closed milestones (%)")
     ax.set_xlabel("Outcome")
     ax.grid(True, axis="y", alpha=0.3)
@@ -813,6 +854,7 @@ def sankey(result: Result, replication: int = 0) -> Figure:
         lw=1.0,
     )
     diagrams = sk.finish()
+    ax.set_aspect("equal", adjustable="box")  # Sankey fixes both limits: keep them, fit the box
     dg = diagrams[0]
     dg.text.set_text("")
     for text, tip, o, f in zip(dg.texts, dg.tips, orient, flows_, strict=True):
@@ -861,22 +903,34 @@ def dispute_queue(result: Result) -> Figure:
     wait = result.kpis.get("dispute_wait_days_mean", {}).get("mean")
     sub = []
     if agents:
-        sub.append(f"{agents} agent(s)")
+        sub.append(f"{agents} agent{'s' if agents != 1 else ''}")
     if wait is not None:
         sub.append(f"mean wait {wait:.1f} days")
     ax.set_xlabel(time_label(result))
     ax.set_ylabel("Disputes waiting for an agent")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, max(top, 1) * 1.1)
-    ax.set_xlim(0, end)
+    _time_xlim(ax, end)
     ax.grid(True, alpha=0.3)
     if many and len(queues) <= 10:
-        ax.legend(loc="upper left", fontsize=8, frameon=False, ncol=min(5, len(queues)))
+        fig.legend(loc="outside lower center", fontsize=8, frameon=False, ncol=min(5, len(queues)))
     ax.set_title("Dispute queue length" + (f" ({', '.join(sub)})" if sub else ""))
     return fig
 
 
 # ------------------------------------------------------------------------------ which apply
+
+
+#: Why a chart is left out when it does not apply.
+NOT_APPLICABLE = {
+    "balances": "no money moved",
+    "flows": "needs the full event log (events='full') and some money moving",
+    "timeline": "drawn for scripted scenarios (for a population: result.plot.timeline(contracts=[...]))",
+    "time_to_payment": "no milestone was paid after a submission",
+    "outcomes": "no milestone was closed",
+    "sankey": "no money moved (or clients pay fees and the event log was not kept)",
+    "dispute_queue": "no dispute queued for the platform's team (scripts settle their own disputes)",
+}
 
 
 def applicable(result: Result) -> list[str]:

@@ -256,6 +256,17 @@ def _fraction(
 # ------------------------------------------------------------------------------ behaviour
 
 
+# actions without arguments, shared by every contract (actions are immutable)
+_OFFER = Action("client", "offer")
+_ACCEPT = Action("freelancer", "accept_offer")
+_DECLINE = Action("freelancer", "decline_offer")
+_WITHDRAW = Action("client", "withdraw_offer")
+_APPROVE_REFUND = Action("freelancer", "approve_refund")
+_DISPUTE = Action("freelancer", "dispute")
+_REQUEST_REFUND = Action("client", "request_refund")
+_END = Action("client", "end_contract")
+
+
 class SampledContract:
     """The client's and freelancer's sampled reactions to one contract's events."""
 
@@ -281,7 +292,7 @@ class SampledContract:
 
     def start(self, sim: Simulation, c: Contract) -> None:
         """The offer goes out on arrival; funding, the answer and a possible withdrawal follow."""
-        if not sim.act(self.cid, Action("client", "offer")):
+        if not sim.act(self.cid, _OFFER):
             if sim.retire:  # rejected by the policy (e.g. below the minimum): no contract
                 sim.retire_if_done(c)
             return
@@ -289,10 +300,9 @@ class SampledContract:
         first = c.milestones[0].id
         self._later(sim, pop.fund_delay.draw(rng), Action("client", "fund", first), _planned(first))
         accepts = rng.random() < pop.accept_probability
-        answer = "accept_offer" if accepts else "decline_offer"
-        self._later(sim, pop.accept_delay.draw(rng), Action("freelancer", answer), _offered)
+        self._later(sim, pop.accept_delay.draw(rng), (_ACCEPT if accepts else _DECLINE), _offered)
         if pop.withdraw_probability and rng.random() < pop.withdraw_probability:
-            self._later(sim, pop.withdraw_delay.draw(rng), Action("client", "withdraw_offer"), _offered)
+            self._later(sim, pop.withdraw_delay.draw(rng), _WITHDRAW, _offered)
 
     def on_event(self, sim: Simulation, c: Contract, ev: Emitted) -> None:
         name = ev.action
@@ -317,9 +327,9 @@ class SampledContract:
             answer = pick(pop.refund_answer, rng.random())
             delay = pop.refund_delay.draw(rng)
             if answer == "approve":
-                self._later(sim, delay, Action("freelancer", "approve_refund"), _refund_pending(c.refund_gen))
+                self._later(sim, delay, _APPROVE_REFUND, _refund_pending(c.refund_gen))
             elif answer == "dispute":
-                self._later(sim, delay, Action("freelancer", "dispute"), _refund_pending(c.refund_gen))
+                self._later(sim, delay, _DISPUTE, _refund_pending(c.refund_gen))
         elif name == "dispute":
             _DisputeDesk.of(sim, pop).file(sim, self, c)
         elif name in ("approve_refund", "auto_refund", "resolve_dispute"):
@@ -366,7 +376,7 @@ class SampledContract:
             frac = max(self.pop.bonus_fraction.draw(self.rng), 0.0)
             sim.act(cid, Action("client", "approve", mid, amount=m.escrowed + round(m.escrowed * frac)))
         elif choice == "refund":
-            sim.act(cid, Action("client", "request_refund"))
+            sim.act(cid, _REQUEST_REFUND)
         else:
             sim.act(cid, Action("client", "approve", mid))
 
@@ -377,14 +387,14 @@ class SampledContract:
         if nxt is not None and c.state == "active":
             self._later(sim, delay, Action("client", "fund", nxt.id), _planned(nxt.id))
         elif c.credit > 0:
-            self._later(sim, delay, Action("client", "request_refund"), _no_request)
+            self._later(sim, delay, _REQUEST_REFUND, _no_request)
         else:
-            self._later(sim, 0.0, Action("client", "end_contract"), _active)
+            self._later(sim, 0.0, _END, _active)
 
     def _finish(self, sim: Simulation, c: Contract) -> None:
         """After a refund or a dispute decision the client ends the contract."""
         if c.state == "active":
-            self._later(sim, 0.0, Action("client", "end_contract"), _active)
+            self._later(sim, 0.0, _END, _active)
 
 
 def _planned(mid: str) -> Any:
@@ -501,7 +511,8 @@ def sample_contract(pop: Population, index: int, rng: np.random.Generator, digit
         n = min(n, pop.ms_count_max)
     scale = 10**digits
     milestones = tuple(
-        MilestoneSpec(_milestone_id(j), max(1, round(pop.ms_amount.draw(rng) * scale)), None) for j in range(n)
+        MilestoneSpec(_milestone_id(j), max(1, round(pop.ms_amount.draw(rng) * scale)), None)
+        for j in range(n)
     )
     client = f"k{int(rng.integers(pop.clients)) + 1}" if pop.clients else f"k{index + 1}"
     freelancer = f"f{int(rng.integers(pop.freelancers)) + 1}" if pop.freelancers else f"f{index + 1}"
