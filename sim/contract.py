@@ -219,7 +219,9 @@ def _need_milestone(m: Milestone, states: frozenset[str] | tuple[str, ...], what
 def _fees(
     policy: Policy, on: str, amount: int
 ) -> list[tuple[str, int]]:  # (payer, fee) for each fee rule on this flow
-    out = []
+    out: list[tuple[str, int]] = []
+    if amount <= 0:
+        return out
     for fee in policy.fees:
         if fee.on == on:
             value = percent_of(amount, fee.percent, fee.rounding) if fee.percent else 0
@@ -228,6 +230,13 @@ def _fees(
             if value:
                 out.append((fee.payer, value))
     return out
+
+
+def _funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[tuple[str, str, str, int, str]]:
+    """Client fees on money the client pays into escrow (fees on funding are the client's)."""
+    return [
+        (c.client_account, "platform", "fees", fee, mid) for payer, fee in _fees(policy, "funding", charge)
+    ]
 
 
 def _freelancer_target(policy: Policy, c: Contract) -> str:
@@ -396,11 +405,7 @@ def _fund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     from_credit = min(c.credit, m.amount)
     charge = m.amount - from_credit
     postings = [(c.client_account, c.escrow_account, "funded", charge, m.id)]
-    for payer, fee in _fees(policy, "funding", charge):
-        source = c.client_account if payer == "client" else c.escrow_account
-        if payer == "freelancer":
-            continue  # a freelancer fee on funding is charged when the money is released
-        postings.append((source, "platform", "fees", fee, m.id))
+    postings.extend(_funding_fees(policy, c, charge, m.id))
     c.credit -= from_credit
     m.escrowed = m.amount
     m.state = "funded"
@@ -557,6 +562,7 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outco
             from_credit = min(c.credit, need)
             c.credit -= from_credit
             postings.append((c.client_account, c.escrow_account, "funded", need - from_credit, m.id))
+            postings.extend(_funding_fees(policy, c, need - from_credit, m.id))
         else:
             c.credit += m.escrowed - a.amount
         m.escrowed = a.amount

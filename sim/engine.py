@@ -28,6 +28,9 @@ from .policy import Policy
 from .scenario import ContractSpec
 
 LATE = 2  # priority after every action at the same time: horizon and snapshots
+#: every event time is snapped to a millisecond grid, so that 8d2h + 14d and 22d2h, which differ in
+#: the last bit as floats, are the same instant and "a timer ending at T fires first" holds exactly
+TICKS_PER_DAY = 86_400_000
 
 EVENT_COLUMNS = (
     "time",
@@ -169,7 +172,8 @@ class Simulation:
     def at(self, delay: float, callback: Callable[[Any], None], *, urgent: bool = False) -> None:
         """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
         env = self.env
-        heappush(env._queue, (env._now + delay, URGENT if urgent else NORMAL, next(env._eid), _Due(callback)))
+        when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
+        heappush(env._queue, (when, URGENT if urgent else NORMAL, next(env._eid), _Due(callback)))
 
     def add_contract(self, spec: ContractSpec, behaviour: Behaviour | None = None) -> Contract:
         """Open a contract and the accounts of its parties (balance 0 from the start)."""
@@ -318,6 +322,8 @@ class Simulation:
         k = self.ledger.kinds
         self.rec.balances.append((self.env.now, *(k[name] for name in KINDS)))
         nxt = self.env.now + (self.balance_every or 1.0)
+        if self.until is None and not self.env._queue:
+            return  # nothing else is pending: the run is over
         if self.until is None or nxt <= self.until:
             self._later(nxt - self.env.now, self._snapshot)
 
@@ -333,7 +339,8 @@ class Simulation:
 
     def _later(self, delay: float, callback: Callable[[Any], None]) -> None:
         env = self.env
-        heappush(env._queue, (env._now + delay, LATE, next(env._eid), _Due(callback)))
+        when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
+        heappush(env._queue, (when, LATE, next(env._eid), _Due(callback)))
 
     # -------------------------------------------------------------------------- running
 

@@ -23,6 +23,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationInfo,
+    model_validator,
 )
 
 from . import schema
@@ -144,6 +145,12 @@ class Fee(_Model):
     percent: Percent = Decimal(0)
     fixed: Money | None = None
     rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
+
+    @model_validator(mode="after")
+    def _funding_fees_are_the_clients(self) -> Fee:
+        if self.on == "funding" and self.payer != "client":
+            raise ValueError("a fee on funding is paid by the client (payer: client)")
+        return self
 
 
 class Policy(_Model):
