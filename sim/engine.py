@@ -186,13 +186,14 @@ class Simulation:
         self.contracts[c.id] = c
         self.index[c.id] = len(self.order)
         self.order.append(c.id)
-        led = self.ledger
-        led.open(c.client_account)
-        led.open(c.escrow_account)
-        led.open(f"freelancer:{c.freelancer}:pending")
-        led.open(f"freelancer:{c.freelancer}:available")
-        led.open("platform")
-        if behaviour is not None:
+        if behaviour is None:  # a declared contract: its accounts exist from t = 0
+            led = self.ledger
+            led.open(c.client_account)
+            led.open(c.escrow_account)
+            led.open(f"freelancer:{c.freelancer}:pending")
+            led.open(f"freelancer:{c.freelancer}:available")
+            led.open("platform")
+        else:  # a sampled contract: its accounts open with their first posting
             self.behaviours[c.id] = behaviour
         return c
 
@@ -272,7 +273,7 @@ class Simulation:
             led.post(now, frm, to, flow, amount, c.id, mid)
         if ev.postings:
             led.check()
-            if c.escrow() != led.balances[c.escrow_account]:
+            if c.escrow() != led.balances.get(c.escrow_account, 0):
                 raise AssertionError(f"escrow of {c.id} out of step with its milestones and credit")
             self._track_escrow(now)
         rec = self.rec
