@@ -12,15 +12,20 @@ __version__ = "0.1.0"
 from .batch import Result, run
 from .policy import Policy, load_policy
 from .scenario import Scenario, load_scenario
+from .sweeps import CompareResult, SweepResult, compare, sweep
 from .yamlio import InputError
 
 __all__ = [
+    "CompareResult",
     "InputError",
     "Policy",
     "Result",
     "Scenario",
+    "SweepResult",
     "__version__",
+    "compare",
     "load_policy",
     "load_scenario",
     "run",
+    "sweep",
 ]

@@ -122,12 +122,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     result.write(out)
     if not args.no_charts:
-        try:
-            from .report import write_report
-        except ImportError:  # charts arrive with the plots module
-            pass
-        else:
-            write_report(result, out)
+        from .report import write_report
+
+        write_report(result, out)
     if not args.quiet:
         print(report_text.summary(result))
     print(f"outputs written to {out}/")
@@ -191,7 +188,7 @@ def _cmd_validate(paths: Sequence[str]) -> int:
     for path in scenario_files(paths):
         try:
             doc = load_file(path)
-            if isinstance(doc.data, dict) and "scenario" not in doc.data and "milestones" in doc.data:
+            if isinstance(doc.data, dict) and "scenario" not in doc.data and "policy" in doc.data:
                 load_policy(str(path))
             else:
                 load_scenario(path)
@@ -364,7 +361,7 @@ def _connect_errors(run: Any, scheduler: str | None) -> Any:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
-    from .sweep import _check_kpis, build_variants, parse_grid_option, sweep
+    from .sweeps import _check_kpis, build_variants, parse_grid_option, sweep
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
     grid: dict[str, list[Any]] = {}
@@ -405,7 +402,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .policy import parse_set_option
     from .scenario import load_scenario
-    from .sweep import _check_kpis, compare
+    from .sweeps import _check_kpis, compare
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
     if len(args.policy) > 2:

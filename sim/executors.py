@@ -25,6 +25,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ from typing import Any
 from .scenario import Scenario
 
 BACKENDS = ("inprocess", "processes", "dask")
+_BROKEN_HINT = (
+    "A worker process died. Worker processes import the script that started them: if you call "
+    "sim.sweep or sim.compare from a script, put the call under 'if __name__ == \"__main__\":'. "
+    "Otherwise the worker ran out of memory or crashed; try backend='inprocess' to see the error."
+)
 KPIS_META = b"milestone_sim.kpis"
 KEY_META = b"milestone_sim.key"
 
@@ -61,8 +67,9 @@ class RunOutcome:
     replication: int
     kpis: dict[str, float]
     rows: int
-    seconds: float
+    seconds: float  # wall time in the worker
     reused: bool = False  # taken from an existing part (resume), not recomputed
+    cpu_seconds: float = 0.0  # CPU time the worker got for it (less than seconds on a busy machine)
 
 
 # ------------------------------------------------------------------------------ one run
@@ -72,7 +79,7 @@ def execute(task: RunTask) -> RunOutcome:
     """Play one task, write its part file, return its KPIs."""
     from .batch import run_replication
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         tables = run_replication(task.scenario, task.replication, task.seed, task.events)
         rows = len(tables.milestones)
@@ -82,7 +89,8 @@ def execute(task: RunTask) -> RunOutcome:
         raise RunFailed(
             f"variant {task.variant}, replication {task.replication}: {type(exc).__name__}: {exc}"
         ) from exc
-    return RunOutcome(task.variant, task.replication, tables.kpis, rows, time.perf_counter() - t0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return RunOutcome(task.variant, task.replication, tables.kpis, rows, wall, cpu_seconds=cpu)
 
 
 def run_chunk(tasks: Sequence[RunTask]) -> list[RunOutcome]:
@@ -362,7 +370,10 @@ def map_runs(
             done, _ = be.wait_any(set(pending))
             for fut in done:
                 index = pending.pop(fut)
-                finished[index] = fut.result()
+                try:
+                    finished[index] = fut.result()
+                except BrokenProcessPool as exc:
+                    raise BrokenProcessPool(f"{exc}\n{_BROKEN_HINT}") from None
                 if bar is not None:
                     bar.update(len(finished[index]))
             while next_yield in finished:

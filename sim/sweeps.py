@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import __version__
 from .executors import Backend, RunOutcome, RunTask, make_backend, map_runs, read_part_outcome
+from .policy import load_policy
 from .results import KPI_NAMES, MONEY_KPIS, summarize_kpis
 from .scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
 from .units import UnitError, parse_duration, parse_rate
@@ -127,12 +128,17 @@ def numeric(values: Sequence[Any]) -> tuple[list[float], str] | None:
 
 
 def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_SOURCE) -> Scenario:
-    """The base scenario with factor values applied, validated like a scenario file."""
+    """The base scenario with factor values applied, validated like a scenario file.
+
+    Policy keys only: the policy is reloaded with the overrides and the rest of ``base`` is kept
+    as it is (in-memory changes included); otherwise the scenario is rebuilt from its data.
+    """
+    values = {k: _plain(v) for k, v in values.items()}
+    policy_only = all(factor_kind(k) == "policy" for k in values)
     data = copy.deepcopy(base.raw)
     n_file = len(data.get("policy_overrides") or {})
     over = list(base.overrides[n_file:])  # the caller's --set overrides; the file's come from data
     for key, value in values.items():
-        value = _plain(value)
         if factor_kind(key) == "policy":
             over.append((key, value))
             continue
@@ -140,6 +146,10 @@ def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_S
             value = str(Path(value).resolve())  # a path on the command line is relative to the cwd
         _set_path(data, key.split("."), value, source, key)
     try:
+        if policy_only:
+            pairs = [*base.overrides, *values.items()]
+            policy = load_policy(base.policy_ref, [(k, v, None, ()) for k, v in pairs], base=base.path.parent)
+            return replace(base, policy=policy, overrides=tuple(pairs))
         return scenario_from_data(data, base.path, over)
     except InputError as exc:
         context = ", ".join(f"{k}={label(v)}" for k, v in values.items())
@@ -197,6 +207,9 @@ def fingerprint(scenario: Scenario) -> str:
         "scenario": scenario.raw,
         "overrides": scenario.overrides,
         "policy": scenario.policy.resolved(),
+        "until": scenario.until,
+        "population": repr(scenario.population),  # in-memory changes too
+        "contracts": repr(scenario.contracts),
         "version": __version__,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
@@ -308,6 +321,7 @@ def _run_tasks(
 ) -> tuple[list[RunOutcome], list[Path]]:
     temp = out is None
     parts_dir = Path(tempfile.mkdtemp(prefix="milestone-sim-parts-")) if temp else Path(out) / "parts"
+    parts_dir = parts_dir.resolve()  # workers (Dask ones too) may not share our working directory
     parts_dir.mkdir(parents=True, exist_ok=True)
     tasks = [
         RunTask(
@@ -317,6 +331,7 @@ def _run_tasks(
             seed,
             str(parts_dir / _part_name(v.id, r)),
             f"{v.key}:{seed}:{r}",
+            "none",  # KPIs need no event log
         )
         for v in variants
         for r in range(replications)
@@ -371,6 +386,19 @@ def _runs_frame(
     return df
 
 
+def _timings(outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
+    """How long each run took in its worker (not part of the results: it varies run to run)."""
+    return pd.DataFrame(
+        {
+            "variant": [o.variant for o in outcomes],
+            "replication": [o.replication for o in outcomes],
+            "seconds": [o.seconds for o in outcomes],
+            "cpu_seconds": [o.cpu_seconds for o in outcomes],
+            "reused": [o.reused for o in outcomes],
+        }
+    )
+
+
 def _write_table(df: pd.DataFrame, stem: Path) -> None:
     """``stem``.parquet (exact) and ``stem``.csv (12 significant digits, LF)."""
     df.to_parquet(stem.with_suffix(".parquet"), index=False)
@@ -386,12 +414,27 @@ def _check_kpis(kpis: Sequence[str] | None, source: str = "<command line --kpi>"
     return tuple(dict.fromkeys(kpis))
 
 
-def _fmt(mean: float | None, low: float | None = None, high: float | None = None) -> str:
+def _fmt(
+    kpi: str,
+    mean: float | None,
+    low: float | None = None,
+    high: float | None = None,
+    ref: float | None = None,
+) -> str:
+    """A KPI value for a printed table, with decimals chosen by the KPI's kind (``ref``: its scale)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
-    digits = 3 if abs(mean) < 10 else 2 if abs(mean) < 1000 else 0
+    scale = abs(mean if ref is None or math.isnan(ref) else ref)
+    if kpi.endswith("_share"):
+        digits = 3
+    elif "_days_" in kpi:
+        digits = 2
+    elif kpi in ("contracts", "milestones", "milestones_closed"):
+        digits = 0 if float(mean).is_integer() else 1
+    else:  # money
+        digits = 0 if scale >= 1000 else 2
     text = f"{mean:,.{digits}f}"
-    if low is not None and high is not None:
+    if low is not None and high is not None and not math.isnan(low):
         text += f" ± {(high - low) / 2:,.{digits}f}"
     return text
 
@@ -411,6 +454,7 @@ class SweepResult:
     replications: int
     out: Path | None = None
     parts: list[Path] = field(default_factory=list, repr=False)
+    timings: pd.DataFrame | None = field(default=None, repr=False)  # per run: seconds, cpu_seconds, reused
 
     @cached_property
     def summary(self) -> pd.DataFrame:
@@ -422,7 +466,10 @@ class SweepResult:
             stats = summarize_kpis(group[list(KPI_NAMES)].to_dict("records"))
             for name in KPI_NAMES:
                 rows.append({"variant": vid, **{f: first[f] for f in fcols}, "kpi": name, **stats[name]})
-        return pd.DataFrame(rows, columns=["variant", *fcols, "kpi", "mean", "ci_low", "ci_high", "n"])
+        df = pd.DataFrame(rows, columns=["variant", *fcols, "kpi", "mean", "ci_low", "ci_high", "n"])
+        cols = ["mean", "ci_low", "ci_high"]
+        df[cols] = df[cols].astype("float64")  # an unknown interval (n < 2) is NaN
+        return df
 
     def table(self, kpis: Sequence[str] | None = None) -> pd.DataFrame:
         """Per variant, each KPI as 'mean ± half-width of the 95% interval' (text, for printing)."""
@@ -434,7 +481,7 @@ class SweepResult:
             row.update({k: label(val) for k, val in v.values})
             for name in kpis:
                 r = s.loc[(v.id, name)]
-                row[name] = _fmt(r["mean"], r["ci_low"], r["ci_high"])
+                row[name] = _fmt(name, r["mean"], r["ci_low"], r["ci_high"])
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -525,7 +572,15 @@ def sweep(
         progress=progress,
     )
     result = SweepResult(
-        _runs_frame(variants, outcomes, seed), variants, tuple(grid), zip, seed, reps, outdir, parts
+        _runs_frame(variants, outcomes, seed),
+        variants,
+        tuple(grid),
+        zip,
+        seed,
+        reps,
+        outdir,
+        parts,
+        _timings(outcomes),
     )
     if outdir is not None:
         result.write(outdir, kpis, charts)
@@ -571,12 +626,12 @@ class CompareResult:
             rows.append(
                 {
                     "kpi": r.kpi,
-                    "A": _fmt(r.a_mean),
-                    "B": _fmt(r.b_mean),
-                    "B - A": _fmt(r.diff),
+                    "A": _fmt(r.kpi, r.a_mean),
+                    "B": _fmt(r.kpi, r.b_mean),
+                    "B - A": _fmt(r.kpi, r.diff, ref=r.a_mean),
                     "95% interval": "-"
                     if r.ci_low is None or math.isnan(r.ci_low)
-                    else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]",
+                    else f"[{_fmt(r.kpi, r.ci_low, ref=r.a_mean)}, {_fmt(r.kpi, r.ci_high, ref=r.a_mean)}]",
                     "p": "-" if math.isnan(r.p_value) else f"{r.p_value:.3g}",
                     "significant": "yes" if r.significant else "",
                 }
@@ -724,8 +779,8 @@ def compare(
 # ------------------------------------------------------------------------------ charts
 
 
-def _kpi_axis(name: str) -> str:
-    return f"{name} (money)" if name in MONEY_KPIS else name
+def _kpi_axis(name: str, currency: str) -> str:
+    return f"{name} ({currency})" if name in MONEY_KPIS else name
 
 
 def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
@@ -734,6 +789,7 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
 
     summary = result.summary
     variants = result.variants
+    currency = variants[0].scenario.policy.currency if variants else ""
     num = {}
     for i, key in enumerate(result.factors):
         values = [v.values[i][1] for v in variants]
@@ -753,7 +809,7 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
             hi = np.array([_num(stats.loc[(i, name), "ci_high"]) for i in ids])
             ax.errorbar(range(len(ids)), m, yerr=_yerr(m, lo, hi), fmt="o", capsize=3)
             ax.set_xticks(range(len(ids)), [v.label for v in variants], rotation=30, ha="right", fontsize=7)
-            ax.set_title(_kpi_axis(name), fontsize=9)
+            ax.set_title(_kpi_axis(name, currency), fontsize=9)
         return fig
     for r, (key, (i, (xs, unit))) in enumerate(num.items()):
         groups: dict[str, list[tuple[float, int]]] = {}
@@ -770,7 +826,7 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
                 hi = np.array([_num(stats.loc[(p[1], name), "ci_high"]) for p in pts])
                 ax.errorbar(x, m, yerr=_yerr(m, lo, hi), marker="o", capsize=3, label=legend or None)
             ax.set_xlabel(f"{key} ({unit})" if unit else key, fontsize=8)
-            ax.set_title(_kpi_axis(name), fontsize=9)
+            ax.set_title(_kpi_axis(name, currency), fontsize=9)
             if len(groups) > 1 and len(groups) <= 8 and c == 0:
                 ax.legend(fontsize=6)
     return fig
