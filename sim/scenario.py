@@ -282,8 +282,8 @@ def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractS
                 if mid in mids:
                     col.add((*mloc, "id"), f"duplicate milestone id {mid!r} in contract {cid}")
                 mids.add(mid)
-                if amount is not None:
-                    milestones.append(MilestoneSpec(mid, amount, due))
+                # a bad amount is reported above; keeping the id avoids follow-on "unknown milestone" noise
+                milestones.append(MilestoneSpec(mid, amount or 0, due))
         raw_script = item.get("script", [])
         if not isinstance(raw_script, list):
             col.add((*loc, "script"), "script is a list of steps")
