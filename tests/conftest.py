@@ -12,6 +12,31 @@ ROOT = Path(__file__).resolve().parent.parent
 collect_ignore_glob = ["data/*", "data/**/*"]
 
 
+#: a small marketplace for sweep and executor tests (seed and size vary per test module)
+TINY_POPULATION = """\
+scenario: tiny marketplace
+policy: upwork
+seed: {seed}
+replications: 3
+until: 100d
+population:
+  arrivals: {{count: {count}, over: 20d}}
+  milestones:
+    count: {{poisson: {{mean: 2}}, minimum: 1}}
+    amount: {{lognormal: {{median: 250, sigma: 0.9}}}}
+  client:
+    review:
+      delay: {{exponential: {{mean: 6d}}}}
+      decision: {{approve: 0.8, request_changes: 0.15, refund: 0.05}}
+  freelancer:
+    work: {{gamma: {{mean: 5d, cv: 0.6}}}}
+    refund_response: {{approve: 0.5, dispute: 0.3, silent: 0.2, delay: {{exponential: {{mean: 2d}}}}}}
+  platform:
+    dispute_agents: 1
+    dispute_handling: {{exponential: {{mean: 4d}}}}
+"""
+
+
 @pytest.fixture
 def root() -> Path:
     """The project's top folder."""

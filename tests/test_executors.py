@@ -8,32 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY_POPULATION
 
 import sim
 from sim.executors import Dask, InProcess, LocalProcesses, RunTask, chunk_size, map_runs
 from sim.scenario import load_scenario
 
-TINY = """\
-scenario: tiny marketplace
-policy: upwork
-seed: 5
-replications: 3
-until: 100d
-population:
-  arrivals: {count: 120, over: 20d}
-  milestones:
-    count: {poisson: {mean: 2}, minimum: 1}
-    amount: {lognormal: {median: 250, sigma: 0.9}}
-  client:
-    review:
-      delay: {exponential: {mean: 6d}}
-      decision: {approve: 0.8, request_changes: 0.15, refund: 0.05}
-  freelancer:
-    work: {gamma: {mean: 5d, cv: 0.6}}
-    refund_response: {approve: 0.5, dispute: 0.3, silent: 0.2, delay: {exponential: {mean: 2d}}}
-  platform:
-    dispute_agents: 1
-"""
+TINY = TINY_POPULATION.format(seed=5, count=120)
 GRID = {"review.window": ["3d", "14d"], "population.platform.dispute_agents": [1, 2]}
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TINY_POPULATION
 
 import sim
 from sim.cli import main
@@ -13,28 +14,7 @@ from sim.scenario import load_scenario
 from sim.sweeps import build_variants, paired_differences, parse_grid_option
 from sim.yamlio import InputError
 
-TINY = """\
-scenario: tiny marketplace
-policy: upwork
-seed: 11
-replications: 3
-until: 100d
-population:
-  arrivals: {count: 150, over: 20d}
-  milestones:
-    count: {poisson: {mean: 2}, minimum: 1}
-    amount: {lognormal: {median: 250, sigma: 0.9}}
-  client:
-    review:
-      delay: {exponential: {mean: 6d}}
-      decision: {approve: 0.8, request_changes: 0.15, refund: 0.05}
-  freelancer:
-    work: {gamma: {mean: 5d, cv: 0.6}}
-    refund_response: {approve: 0.5, dispute: 0.3, silent: 0.2, delay: {exponential: {mean: 2d}}}
-  platform:
-    dispute_agents: 1
-    dispute_handling: {exponential: {mean: 4d}}
-"""
+TINY = TINY_POPULATION.format(seed=11, count=150)
 
 
 @pytest.fixture
