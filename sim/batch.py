@@ -247,11 +247,14 @@ def run(
     replications: int | None = None,
     events: str = "full",
     progress: bool = False,
+    workers: int | None = 1,
 ) -> Result:
     """Run a scenario file (or a loaded Scenario) and return its Result.
 
     ``overrides`` are dotted policy keys (``{"review.window": "7d"}``); ``seed`` and
     ``replications`` replace the file's; ``events="none"`` keeps only what KPIs need.
+    ``workers``: replications run in that many local processes (None: every CPU); the numbers
+    are the same whatever the count, since each replication has its own random streams.
     """
     if events not in EVENT_MODES:
         raise ValueError(f"events must be one of {EVENT_MODES}, got {events!r}")
@@ -267,6 +270,8 @@ def run(
         sc = load_scenario(scenario, list((overrides or {}).items()))
     seed = sc.seed if seed is None else seed
     reps = sc.replications if replications is None else replications
+    if reps > 1 and workers != 1:
+        return Result(sc, _parallel_replications(sc, reps, seed, events, workers, progress), seed, events)
     runs = []
     days = int(sc.until or 0) if sc.is_population else 0
     bar = _progress(reps * days if days else reps, progress, "days" if days else "runs")
@@ -277,6 +282,30 @@ def run(
     if bar is not None:
         bar.close()
     return Result(sc, runs, seed, events)
+
+
+def _one_replication(args: tuple[Scenario, int, int, str]) -> RunTables:
+    """Worker entry point: one replication (module level, so worker processes can import it)."""
+    return run_replication(*args)
+
+
+def _parallel_replications(
+    sc: Scenario, reps: int, seed: int, events: str, workers: int | None, progress: bool
+) -> list[RunTables]:
+    """Replications in local worker processes, returned in replication order."""
+    from .executors import LocalProcesses
+
+    bar = _progress(reps, progress, "runs")
+    with LocalProcesses(min(workers or reps, reps)) as backend:
+        futures = [backend.submit(_one_replication, (sc, rep, seed, events)) for rep in range(reps)]
+        runs = []
+        for fut in futures:
+            runs.append(fut.result())
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return runs
 
 
 def _progress(total: int, enabled: bool, unit: str) -> Any:

@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the full event log (full), or only what KPIs need (none); "
         "auto: full for scripted scenarios and populations under 50,000 expected milestones",
     )
+    r.add_argument(
+        "--workers",
+        type=int,
+        help="local processes for the replications (default: every CPU when there are several "
+        "replications of a population, else 1); the numbers do not depend on it",
+    )
     r.add_argument("--no-charts", action="store_true", help="do not draw charts or the HTML report")
     r.add_argument("--quiet", action="store_true", help="print only where the outputs went")
 
@@ -112,12 +118,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         events = "full"
         if scenario.is_population and scenario.population.expected_milestones(scenario.until) > 50_000:
             events = "none"
+    if args.workers is not None and args.workers < 1:
+        raise InputError([Problem("<command line>", None, None, "--workers must be at least 1")])
+    workers = args.workers if args.workers is not None else (None if scenario.is_population else 1)
     result = run(
         scenario,
         seed=args.seed,
         replications=args.replications,
         events=events,
         progress=not args.quiet,
+        workers=workers,
     )
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
     result.write(out)

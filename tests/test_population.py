@@ -310,3 +310,20 @@ def test_arrival_stream_is_poisson(write):
     gaps = np.diff(times)
     assert gaps.mean() == pytest.approx(1 / 12, rel=0.05)
     assert np.all(times <= 1000.0)
+
+
+def test_replications_in_worker_processes_give_the_same_tables(write):
+    pop = """
+  arrivals: {count: 200, over: 10d}
+  milestones: {count: {poisson: {mean: 2}, minimum: 1}, amount: {uniform: {low: 50, high: 500}}}
+  client:
+    review: {delay: {exponential: {mean: 5d}}, decision: {approve: 0.9, refund: 0.1}}
+  freelancer:
+    refund_response: {approve: 0.5, dispute: 0.5, delay: 1d}
+"""
+    path = _scenario(write, "par", pop, reps=3, until="100d")
+    serial = sim.run(path, workers=1)
+    parallel = sim.run(path, workers=2)
+    for name in ("events", "ledger", "milestones", "balances"):
+        assert getattr(serial, name).equals(getattr(parallel, name)), name
+    assert serial.kpis == parallel.kpis
