@@ -388,13 +388,13 @@ class SampledContract:
             self._later(sim, delay, Action("client", "fund", nxt.id), _planned(nxt.id))
         elif c.credit > 0:
             self._later(sim, delay, _REQUEST_REFUND, _no_request)
-        else:
-            self._later(sim, 0.0, _END, _active)
+        elif c.state == "active":
+            sim.act(self.cid, _END)  # nothing left to do: the client ends the contract right away
 
     def _finish(self, sim: Simulation, c: Contract) -> None:
         """After a refund or a dispute decision the client ends the contract."""
         if c.state == "active":
-            self._later(sim, 0.0, _END, _active)
+            sim.act(self.cid, _END)
 
 
 def _planned(mid: str) -> Any:
@@ -407,10 +407,6 @@ def _in_state(mid: str, state: str) -> Any:
 
 def _offered(c: Contract) -> bool:
     return c.state == "offered"
-
-
-def _active(c: Contract) -> bool:
-    return c.state == "active"
 
 
 def _no_request(c: Contract) -> bool:
