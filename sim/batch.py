@@ -16,59 +16,19 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .engine import Simulation
 from .expect import Checker, CheckResult
 from .results import (
     KPI_NAMES,
     RunTables,
     summarize_kpis,
-    tables_from,
     write_csv,
     write_json,
 )
+from .runner import run_replication
 from .scenario import Scenario, load_scenario
 from .units import format_duration
 
 EVENT_MODES = ("full", "none")
-
-
-def run_replication(
-    scenario: Scenario, replication: int, seed: int, events: str = "full", bar: Any = None
-) -> RunTables:
-    """Play one replication of a scenario and return its tables.
-
-    ``bar`` (a tqdm bar counting simulated days) is advanced once a simulated day.
-    """
-    keep = events == "full"
-    sim = Simulation(
-        scenario.policy,
-        until=scenario.until,
-        keep_events=keep,
-        balance_every=None if keep else 1.0,
-    )
-    if scenario.is_population:
-        from .population import populate
-
-        populate(sim, scenario, replication, seed)
-        if bar is not None and scenario.until:
-            sim.every_day(lambda: bar.update(1))
-    else:
-        for spec in scenario.contracts:
-            sim.add_contract(spec)
-        for spec in scenario.contracts:
-            sim.script(spec)
-    end = sim.run()
-    tables = tables_from(sim, replication, end, scenario.policy.digits)
-    tables.extra["states"] = pd.DataFrame.from_records(
-        sim.rec.states, columns=["time", "contract", "milestone", "state"]
-    )
-    tables.extra["accounts"] = sorted(sim.ledger.balances)
-    if not scenario.is_population:
-        tables.extra["contract_states"] = {cid: c.state for cid, c in sim.contracts.items()}
-        tables.extra["escrow_by_contract"] = {cid: c.escrow() for cid, c in sim.contracts.items()}
-    if sim.dispute_queue:
-        tables.extra["dispute_queue"] = pd.DataFrame(sim.dispute_queue, columns=["time", "queue"])
-    return tables
 
 
 @dataclass

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .runner import run_replication
 from .scenario import Scenario
 
 BACKENDS = ("inprocess", "processes", "dask")
@@ -77,8 +78,6 @@ class RunOutcome:
 
 def execute(task: RunTask) -> RunOutcome:
     """Play one task, write its part file, return its KPIs."""
-    from .batch import run_replication
-
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         tables = run_replication(task.scenario, task.replication, task.seed, task.events)

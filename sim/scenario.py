@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import ACTIONS, AUTOMATIC, CONTRACT_STATES, MILESTONE_STATES, Action
+from .actions import ACTIONS, AUTOMATIC, CONTRACT_STATES, MILESTONE_STATES, Action
 from .ledger import FLOWS
 from .policy import RULE_IDS, Override, Policy, load_policy
+from .sampling import Population, parse_population
 from .units import UnitError, parse_duration, parse_money
 from .yamlio import Doc, InputError, Loc, Problem, load_file
 
@@ -83,7 +84,7 @@ class Scenario:
     replications: int
     contracts: tuple[ContractSpec, ...]
     expectations: tuple[Expectation, ...]
-    population: Any = None  # population.Population for sampled scenarios
+    population: Population | None = None  # for sampled scenarios
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -516,8 +517,6 @@ def _build(doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None) -> Sce
     elif "contracts" in data:
         contracts = _parse_contracts(col, data["contracts"], digits)
     elif "population" in data:
-        from .population import parse_population
-
         population = parse_population(col, data["population"], path.parent, digits)
         if until is None:
             col.add((), "a population scenario needs 'until' (how long arrivals run)")

@@ -1,0 +1,54 @@
+"""One replication of a scenario: build the simulation, play it, collect its tables.
+
+The unit of work every front end shares: ``sim.run`` plays replications one after another or in
+worker processes, and sweeps send the same call to process or Dask workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from .engine import Simulation
+from .results import RunTables, tables_from
+from .scenario import Scenario
+
+
+def run_replication(
+    scenario: Scenario, replication: int, seed: int, events: str = "full", bar: Any = None
+) -> RunTables:
+    """Play one replication of a scenario and return its tables.
+
+    ``bar`` (a tqdm bar counting simulated days) is advanced once a simulated day.
+    """
+    keep = events == "full"
+    sim = Simulation(
+        scenario.policy,
+        until=scenario.until,
+        keep_events=keep,
+        balance_every=None if keep else 1.0,
+    )
+    if scenario.is_population:
+        from .population import populate
+
+        populate(sim, scenario, replication, seed)
+        if bar is not None and scenario.until:
+            sim.every_day(lambda: bar.update(1))
+    else:
+        for spec in scenario.contracts:
+            sim.add_contract(spec)
+        for spec in scenario.contracts:
+            sim.script(spec)
+    end = sim.run()
+    tables = tables_from(sim, replication, end, scenario.policy.digits)
+    tables.extra["states"] = pd.DataFrame.from_records(
+        sim.rec.states, columns=["time", "contract", "milestone", "state"]
+    )
+    tables.extra["accounts"] = sorted(sim.ledger.balances)
+    if not scenario.is_population:
+        tables.extra["contract_states"] = {cid: c.state for cid, c in sim.contracts.items()}
+        tables.extra["escrow_by_contract"] = {cid: c.escrow() for cid, c in sim.contracts.items()}
+    if sim.dispute_queue:
+        tables.extra["dispute_queue"] = pd.DataFrame(sim.dispute_queue, columns=["time", "queue"])
+    return tables

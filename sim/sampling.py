@@ -1,0 +1,237 @@
+"""The ``population:`` block of a scenario: what is sampled, read and validated with positions.
+
+``Population`` is the frozen description of a sampled marketplace (arrivals, milestones, the
+parties' behaviour, the dispute team); ``parse_population`` builds it and reports every problem
+with its file:line:column. Playing a population is ``population``'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .distributions import Dist, constant, parse_dist, parse_mix
+from .units import UnitError, parse_duration, parse_rate
+
+if TYPE_CHECKING:
+    from .scenario import _Collector
+    from .yamlio import Loc
+
+DECISIONS = ("approve", "request_changes", "partial", "bonus", "refund")
+REFUND_ANSWERS = ("approve", "dispute", "silent")
+DISPUTE_OUTCOMES = ("release", "refund", "split")
+
+
+@dataclass(frozen=True)
+class Population:
+    """Everything that is sampled about a marketplace's contracts and parties."""
+
+    rate: float | None  # arrivals per day (Poisson), or
+    count: int | None  # a fixed number of contracts
+    over: float  # ... spread uniformly over this many days (0: all at t = 0)
+    clients: int | None  # size of the client pool (None: one client per contract)
+    freelancers: int | None
+    ms_count: Dist
+    ms_count_min: int
+    ms_count_max: int | None
+    ms_amount: Dist
+    fund_delay: Dist
+    withdraw_probability: float
+    withdraw_delay: Dist
+    review_delay: Dist
+    decision: tuple[tuple[str, float], ...]
+    partial_fraction: Dist
+    bonus_fraction: Dist
+    accept_probability: float
+    accept_delay: Dist
+    work: Dist
+    rework: Dist
+    refund_answer: tuple[tuple[str, float], ...]
+    refund_delay: Dist
+    dispute_agents: int
+    dispute_handling: Dist
+    dispute_outcome: tuple[tuple[str, float], ...]
+    split_fraction: Dist
+
+    def expected_contracts(self, until: float | None) -> float:
+        """Mean number of contracts that arrive."""
+        if self.count is not None:
+            return float(self.count)
+        return (self.rate or 0.0) * (until or 0.0)
+
+    def expected_milestones(self, until: float | None) -> float:
+        """Mean number of milestones, for choosing defaults such as the event log."""
+        per = max(self.ms_count.mean, self.ms_count_min)
+        return self.expected_contracts(until) * per
+
+
+# ------------------------------------------------------------------------------ parsing
+
+_KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform")
+
+
+def _block(col: _Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, ...]) -> dict:
+    raw = data.get(key, {})
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        col.add((*loc, key), f"{key} is a mapping of {', '.join(allowed)}")
+        return {}
+    col.keys(raw, allowed, (*loc, key))
+    return raw
+
+
+def _prob(col: _Collector, raw: Any, loc: Loc, default: float) -> float:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 1:
+        col.add(loc, f"a probability is a number from 0 to 1, got {raw!r}")
+        return default
+    return float(raw)
+
+
+def _count(col: _Collector, raw: Any, loc: Loc, minimum: int) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+        col.add(loc, f"expected a whole number >= {minimum}, got {raw!r}")
+        return None
+    return raw
+
+
+def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Population | None:
+    """Validate the ``population:`` block, reporting every problem with its position."""
+    loc: Loc = ("population",)
+    if not isinstance(raw, dict):
+        col.add(loc, "population is a mapping of arrivals, milestones, client, freelancer, platform")
+        return None
+    col.keys(raw, _KEYS, loc)
+    n_before = len(col.problems)
+
+    def dist(block: dict, key: str, bloc: Loc, kind: str, default: Dist | None) -> Dist:
+        if key not in block:
+            if default is None:
+                col.add(bloc, f"required key {key!r} is missing")
+                return constant(0.0)
+            return default
+        return parse_dist(col, block[key], (*bloc, key), kind, base, digits) or constant(0.0)
+
+    arrivals = _block(col, raw, "arrivals", loc, ("rate", "count", "over"))
+    aloc = (*loc, "arrivals")
+    rate = count = None
+    over = 0.0
+    if "rate" in arrivals and "count" in arrivals:
+        col.add(aloc, "arrivals take either rate (Poisson) or count (with optional over), not both")
+    elif "rate" in arrivals:
+        try:
+            rate = parse_rate(arrivals["rate"])
+        except UnitError as exc:
+            col.add((*aloc, "rate"), str(exc))
+        if "over" in arrivals:
+            col.add((*aloc, "over"), "over goes with count; a rate runs until the scenario's until")
+    elif "count" in arrivals:
+        count = _count(col, arrivals["count"], (*aloc, "count"), 1)
+        if "over" in arrivals:
+            try:
+                over = parse_duration(arrivals["over"])
+            except UnitError as exc:
+                col.add((*aloc, "over"), str(exc))
+    else:
+        col.add(aloc if "arrivals" in raw else loc, "arrivals need rate (e.g. 40/d) or count")
+
+    parties = _block(col, raw, "parties", loc, ("clients", "freelancers"))
+    clients = _count(col, parties.get("clients"), (*loc, "parties", "clients"), 1)
+    freelancers = _count(col, parties.get("freelancers"), (*loc, "parties", "freelancers"), 1)
+
+    ms = _block(col, raw, "milestones", loc, ("count", "amount"))
+    mloc = (*loc, "milestones")
+    count_raw = ms.get("count", 1)
+    ms_min, ms_max = 1, None
+    if isinstance(count_raw, dict) and ("minimum" in count_raw or "maximum" in count_raw):
+        count_raw = dict(count_raw)
+        ms_min = _count(col, count_raw.pop("minimum", 1), (*mloc, "count", "minimum"), 1) or 1
+        ms_max = _count(col, count_raw.pop("maximum", None), (*mloc, "count", "maximum"), 1)
+        if ms_max is not None and ms_max < ms_min:
+            col.add((*mloc, "count", "maximum"), "maximum must be at least minimum")
+    ms_count = parse_dist(col, count_raw, (*mloc, "count"), "count", base, digits) or constant(1.0)
+    ms_amount = dist(ms, "amount", mloc, "money", None)
+
+    client = _block(col, raw, "client", loc, ("fund_delay", "withdraw", "review"))
+    cloc = (*loc, "client")
+    withdraw = _block(col, client, "withdraw", cloc, ("probability", "delay"))
+    review = _block(col, client, "review", cloc, ("delay", "decision", "partial_fraction", "bonus_fraction"))
+    rloc = (*cloc, "review")
+    decision = (("approve", 1.0),)
+    if "decision" in review:
+        decision = parse_mix(col, review["decision"], (*rloc, "decision"), DECISIONS) or decision
+
+    freelancer = _block(col, raw, "freelancer", loc, ("accept", "work", "rework", "refund_response"))
+    floc = (*loc, "freelancer")
+    accept = _block(col, freelancer, "accept", floc, ("probability", "delay"))
+    refund = freelancer.get("refund_response", {}) or {}
+    refund_answer = (("silent", 1.0),)
+    refund_delay: Dist = constant(0.0)
+    if not isinstance(refund, dict):
+        col.add((*floc, "refund_response"), "refund_response is {approve, dispute, silent, delay}")
+    else:
+        answers = {k: v for k, v in refund.items() if k != "delay"}
+        if answers:
+            refund_answer = (
+                parse_mix(col, answers, (*floc, "refund_response"), REFUND_ANSWERS, extra=("delay",))
+                or refund_answer
+            )
+        refund_delay = dist(refund, "delay", (*floc, "refund_response"), "duration", constant(0.0))
+
+    platform = _block(
+        col, raw, "platform", loc, ("dispute_agents", "dispute_handling", "dispute_outcome", "split_fraction")
+    )
+    ploc = (*loc, "platform")
+    agents = _count(col, platform.get("dispute_agents", 1), (*ploc, "dispute_agents"), 1) or 1
+    outcome = (("release", 0.5), ("refund", 0.5))
+    if "dispute_outcome" in platform:
+        outcome = (
+            parse_mix(col, platform["dispute_outcome"], (*ploc, "dispute_outcome"), DISPUTE_OUTCOMES)
+            or outcome
+        )
+
+    half = constant(0.5)
+    pop = Population(
+        rate=rate,
+        count=count,
+        over=over,
+        clients=clients,
+        freelancers=freelancers,
+        ms_count=ms_count,
+        ms_count_min=ms_min,
+        ms_count_max=ms_max,
+        ms_amount=ms_amount,
+        fund_delay=dist(client, "fund_delay", cloc, "duration", constant(0.0)),
+        withdraw_probability=_prob(col, withdraw.get("probability"), (*cloc, "withdraw", "probability"), 0.0),
+        withdraw_delay=dist(withdraw, "delay", (*cloc, "withdraw"), "duration", constant(0.0)),
+        review_delay=dist(review, "delay", rloc, "duration", constant(math.inf)),
+        decision=decision,
+        partial_fraction=_fraction(col, review, "partial_fraction", rloc, base, digits, half),
+        bonus_fraction=_fraction(col, review, "bonus_fraction", rloc, base, digits, constant(0.1)),
+        accept_probability=_prob(col, accept.get("probability"), (*floc, "accept", "probability"), 1.0),
+        accept_delay=dist(accept, "delay", (*floc, "accept"), "duration", constant(0.0)),
+        work=dist(freelancer, "work", floc, "duration", constant(0.0)),
+        rework=dist(freelancer, "rework", floc, "duration", constant(0.0)),
+        refund_answer=refund_answer,
+        refund_delay=refund_delay,
+        dispute_agents=agents,
+        dispute_handling=dist(platform, "dispute_handling", ploc, "duration", constant(0.0)),
+        dispute_outcome=outcome,
+        split_fraction=_fraction(col, platform, "split_fraction", ploc, base, digits, half),
+    )
+    return pop if len(col.problems) == n_before else None
+
+
+def _fraction(
+    col: _Collector, block: dict, key: str, loc: Loc, base: Path, digits: int, default: Dist
+) -> Dist:
+    """A distribution of fractions (plain numbers); values are clipped to [0, 1] when sampled."""
+    if key not in block:
+        return default
+    return parse_dist(col, block[key], (*loc, key), "number", base, digits) or default
