@@ -45,7 +45,9 @@ class Dist:
 
     __slots__ = ("draw", "mean", "name", "params", "values")
 
-    def __init__(self, name: str, params: tuple[tuple[str, float], ...], values: np.ndarray | None = None):
+    def __init__(
+        self, name: str, params: tuple[tuple[str, float], ...], values: np.ndarray | None = None
+    ) -> None:
         self.name = name
         self.params = params
         self.values = values

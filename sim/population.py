@@ -153,7 +153,8 @@ class SampledContract:
         elif choice == "bonus":
             frac = max(self.pop.bonus_fraction.draw(self.rng), 0.0)
             sim.act(cid, Action("client", "approve", mid, amount=m.escrowed + round(m.escrowed * frac)))
-        elif choice == "refund":
+        elif choice == "refund":  # the client ends the contract and asks for the escrow back
+            sim.act(cid, _END)
             sim.act(cid, _REQUEST_REFUND)
         else:
             sim.act(cid, Action("client", "approve", mid))
