@@ -10,9 +10,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .batch import Result, run
+from .paired import CompareResult, compare
 from .policy import Policy, load_policy
 from .scenario import Scenario, load_scenario
-from .sweeps import CompareResult, SweepResult, compare, sweep
+from .sweeps import SweepResult, sweep
 from .yamlio import InputError
 
 __all__ = [

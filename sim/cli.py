@@ -410,9 +410,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from .paired import compare
     from .policy import parse_set_option
     from .scenario import load_scenario
-    from .sweeps import _check_kpis, compare
+    from .sweeps import _check_kpis
 
     scenario = load_scenario(args.scenario, _overrides(args.set))
     if len(args.policy) > 2:

@@ -31,6 +31,7 @@ ORDER = [
     "report",
     "batch",
     "sweeps",
+    "paired",
     "cli",
     "pytest_plugin",
     "__init__",

@@ -10,8 +10,9 @@ from conftest import TINY_POPULATION
 
 import sim
 from sim.cli import main
+from sim.paired import paired_differences
 from sim.scenario import load_scenario
-from sim.sweeps import build_variants, paired_differences, parse_grid_option
+from sim.sweeps import build_variants, parse_grid_option
 from sim.yamlio import InputError
 
 TINY = TINY_POPULATION.format(seed=11, count=150)

@@ -1,0 +1,239 @@
+"""Paired comparison of two policies (or any two variants) on common random numbers.
+
+``compare`` plays variant A and variant B on the same seeds, so replication ``r`` of both sees the
+same contracts and the same behaviour; the KPI differences B − A are taken replication by
+replication, with a paired t-interval and a significance flag.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .executors import Backend
+from .results import KPI_NAMES
+from .scenario import Scenario
+from .sweeps import (
+    GRID_SOURCE,
+    Variant,
+    _base,
+    _check_kpis,
+    _fmt,
+    _runs_frame,
+    _write_table,
+    _yerr,
+    _zip,
+    factor_kind,
+    fingerprint,
+    run_variants,
+    with_factors,
+)
+from .yamlio import InputError, Problem
+
+
+@dataclass
+class CompareResult:
+    """Two variants on the same seeds: per-replication KPIs and paired differences (B − A)."""
+
+    runs: pd.DataFrame
+    diff: pd.DataFrame
+    a: Variant
+    b: Variant
+    seed: int
+    replications: int
+    out: Path | None = None
+    parts: list[Path] = field(default_factory=list, repr=False)
+
+    @property
+    def significant(self) -> list[str]:
+        """KPIs whose 95% paired interval excludes zero."""
+        return list(self.diff.loc[self.diff["significant"], "kpi"])
+
+    def table(self, kpis: Sequence[str] | None = None) -> pd.DataFrame:
+        """The differences as text, for printing."""
+        d = self.diff if not kpis else self.diff[self.diff["kpi"].isin(_check_kpis(kpis, "<kpis>"))]
+        rows = []
+        for r in d.itertuples():
+            if r.n == 0:
+                continue
+            rows.append(
+                {
+                    "kpi": r.kpi,
+                    "A": _fmt(r.kpi, r.a_mean),
+                    "B": _fmt(r.kpi, r.b_mean),
+                    "B - A": _fmt(r.kpi, r.diff, ref=r.a_mean),
+                    "95% interval": "-"
+                    if r.ci_low is None or math.isnan(r.ci_low)
+                    else f"[{_fmt(r.kpi, r.ci_low, ref=r.a_mean)}, {_fmt(r.kpi, r.ci_high, ref=r.a_mean)}]",
+                    "p": "-" if math.isnan(r.p_value) else f"{r.p_value:.3g}",
+                    "significant": "yes" if r.significant else "",
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def plot(self) -> Any:
+        """A matplotlib Figure: relative differences (B − A, % of A) with paired 95% intervals."""
+        return plot_compare(self)
+
+    def write(self, out: str | Path, charts: bool = True) -> Path:
+        """compare.parquet/.csv (differences), runs.parquet/.csv, compare.json, compare.png."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_table(self.diff, out / "compare")
+        _write_table(self.runs, out / "runs")
+        manifest = {
+            "tool": {"name": "milestone-sim", "version": __version__},
+            "scenario": self.a.scenario.path.as_posix(),
+            "seed": self.seed,
+            "replications": self.replications,
+            "a": {"label": self.a.label, "policy": self.a.scenario.policy.resolved()},
+            "b": {"label": self.b.label, "policy": self.b.scenario.policy.resolved()},
+            "significant": self.significant,
+        }
+        (out / "compare.json").write_text(
+            json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        if charts:
+            self.plot().savefig(out / "compare.png", dpi=110)
+        return out
+
+
+def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Per KPI: means, mean of B − A over paired replications, its 95% t-interval and p-value."""
+    from scipy import stats
+
+    rows = []
+    a = a.set_index("replication").sort_index()
+    b = b.set_index("replication").sort_index()
+    for name in KPI_NAMES:
+        pair = pd.DataFrame({"a": a[name], "b": b[name]}).dropna()
+        n = len(pair)
+        d = (pair["b"] - pair["a"]).to_numpy(dtype=float)
+        row = {
+            "kpi": name,
+            "a_mean": float(pair["a"].mean()) if n else math.nan,
+            "b_mean": float(pair["b"].mean()) if n else math.nan,
+            "diff": float(d.mean()) if n else math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "rel_diff": math.nan,
+            "p_value": math.nan,
+            "significant": False,
+            "n": n,
+        }
+        if n and row["a_mean"] != 0:
+            row["rel_diff"] = row["diff"] / abs(row["a_mean"])
+        if n >= 2:
+            sd = float(d.std(ddof=1))
+            if sd == 0.0:  # every replication moved by the same amount (often: not at all)
+                row.update(ci_low=row["diff"], ci_high=row["diff"], p_value=1.0 if row["diff"] == 0 else 0.0)
+            else:
+                half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+                tstat = row["diff"] / (sd / math.sqrt(n))
+                row.update(
+                    ci_low=row["diff"] - half,
+                    ci_high=row["diff"] + half,
+                    p_value=float(2 * stats.t.sf(abs(tstat), n - 1)),
+                )
+            row["significant"] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _side(spec: str | Path | Mapping[str, Any] | None) -> dict[str, Any]:
+    if spec is None:
+        return {}
+    if isinstance(spec, (str, Path)):
+        return {"policy": str(spec)}
+    return dict(spec)
+
+
+def compare(
+    scenario: str | Path | Scenario,
+    a: str | Path | Mapping[str, Any] | None = None,
+    b: str | Path | Mapping[str, Any] | None = None,
+    *,
+    replications: int | None = None,
+    seed: int | None = None,
+    workers: int | None = None,
+    backend: str | Backend = "processes",
+    scheduler: str | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    charts: bool = True,
+    progress: bool | None = None,
+    sources: tuple[str, str] = ("<compare A>", "<compare B>"),
+) -> CompareResult:
+    """Play variants A and B on the same seeds and test each KPI's paired difference (B − A).
+
+    ``a``/``b`` are a policy pack name or path, or a mapping of factors (``{"review.window":
+    "3d"}``, may include ``"policy"``); None means the scenario as written. A difference is
+    significant when its 95% paired t-interval excludes zero.
+    """
+    base = _base(scenario, overrides)
+    problems: list[Problem] = []
+    sides = []
+    for i, (spec, src) in enumerate(_zip((a, b), sources)):
+        values = _side(spec)
+        try:
+            for key in values:
+                factor_kind(key)
+            sc = with_factors(base, values, src) if values else base
+            sides.append(Variant(i, tuple(values.items()), sc, fingerprint(sc)))
+        except InputError as exc:
+            problems.extend(replace(p, file=src) if p.file == GRID_SOURCE else p for p in exc.problems)
+    if problems:
+        raise InputError(problems)
+    seed = base.seed if seed is None else seed
+    reps = base.replications if replications is None else replications
+    outdir = None if out is None else Path(out)
+    outcomes, parts = run_variants(
+        sides,
+        replications=reps,
+        seed=seed,
+        out=outdir,
+        resume=resume,
+        backend=backend,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+    )
+    names = {0: "A", 1: "B"}
+    labels = {v.id: v.label for v in sides}
+    runs = _runs_frame([], outcomes, seed, {"side": names, "label": labels})
+    diff = paired_differences(runs[runs["side"] == "A"], runs[runs["side"] == "B"])
+    result = CompareResult(runs, diff, sides[0], sides[1], seed, reps, outdir, parts)
+    if outdir is not None:
+        result.write(outdir, charts)
+    return result
+
+
+def plot_compare(result: CompareResult) -> Any:
+    """Horizontal bars: B − A as a share of A per KPI, whiskers for the paired 95% interval."""
+    from matplotlib.figure import Figure
+
+    d = result.diff[result.diff["rel_diff"].notna()]
+    fig = Figure(figsize=(7.5, 0.32 * max(len(d), 4) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    scale = d["a_mean"].abs().to_numpy()
+    rel = 100 * d["rel_diff"].to_numpy()
+    lo = 100 * d["ci_low"].to_numpy() / scale
+    hi = 100 * d["ci_high"].to_numpy() / scale
+    colors = ["tab:red" if s else "tab:gray" for s in d["significant"]]
+    y = np.arange(len(d))
+    ax.barh(y, rel, color=colors, xerr=_yerr(rel, lo, hi), capsize=2)
+    ax.set_yticks(y, list(d["kpi"]), fontsize=7)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.invert_yaxis()
+    ax.set_xlabel("B − A, % of A (red: significant at 95%)", fontsize=8)
+    ax.set_title(f"A: {result.a.label}\nB: {result.b.label}", fontsize=8)
+    return fig
