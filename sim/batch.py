@@ -253,14 +253,19 @@ def _parallel_replications(
     sc: Scenario, reps: int, seed: int, events: str, workers: int | None, progress: bool
 ) -> list[RunTables]:
     """Replications in local worker processes, returned in replication order."""
-    from .executors import LocalProcesses
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .executors import BROKEN_HINT, LocalProcesses
 
     bar = _progress(reps, progress, "runs")
     with LocalProcesses(min(workers or reps, reps)) as backend:
         futures = [backend.submit(_one_replication, (sc, rep, seed, events)) for rep in range(reps)]
         runs = []
         for fut in futures:
-            runs.append(fut.result())
+            try:
+                runs.append(fut.result())
+            except BrokenProcessPool as exc:
+                raise BrokenProcessPool(f"{exc}\n{BROKEN_HINT}") from None
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -34,9 +34,10 @@ from .runner import run_replication
 from .scenario import Scenario
 
 BACKENDS = ("inprocess", "processes", "dask")
-_BROKEN_HINT = (
+BROKEN_HINT = (
     "A worker process died. Worker processes import the script that started them: if you call "
-    "sim.sweep or sim.compare from a script, put the call under 'if __name__ == \"__main__\":'. "
+    "sim.run(workers=...), sim.sweep or sim.compare from a script, put the call under "
+    "'if __name__ == \"__main__\":' (code piped to python on stdin cannot be re-imported). "
     "Otherwise the worker ran out of memory or crashed; try backend='inprocess' to see the error."
 )
 KPIS_META = b"milestone_sim.kpis"
@@ -372,7 +373,7 @@ def map_runs(
                 try:
                     finished[index] = fut.result()
                 except BrokenProcessPool as exc:
-                    raise BrokenProcessPool(f"{exc}\n{_BROKEN_HINT}") from None
+                    raise BrokenProcessPool(f"{exc}\n{BROKEN_HINT}") from None
                 if bar is not None:
                     bar.update(len(finished[index]))
             while next_yield in finished:
