@@ -2,7 +2,9 @@
 
 Each size runs in a fresh process (so peak RSS is that run's own) with the full event log off,
 on the marketplace-year population with the arrival rate scaled to give the wanted number of
-milestones. Prints one line per size. Not part of the test suite.
+milestones; the bare SimPy model (bench/bare_simpy.py) runs at the same rate beside it, so the
+cost of scale itself (more live contracts, a bigger heap) shows apart from the engine's. Prints
+one line per size and model. Not part of the test suite.
 
     python bench/bench_scale.py [10000 100000 1000000]
 """
@@ -17,6 +19,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "populations" / "marketplace_year.yaml"
 MILESTONES_PER_CONTRACT = 2.13  # E[max(1, Poisson(2))] = 2 + e^-2 ≈ 2.135
+
+BARE_CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[2])
+import bare_simpy
+rate = float(sys.argv[1])
+t = time.perf_counter()
+stats = bare_simpy.run(rate, 365.0, 7)
+wall = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"milestones": stats["milestones"], "wall_s": wall, "peak_mib": peak}))
+"""
 
 CHILD = r"""
 import json, resource, sys, time
@@ -40,25 +54,29 @@ print(json.dumps({"milestones": len(tables.milestones), "wall_s": wall, "peak_mi
 """
 
 
-def measure(milestones: int, events: str = "none") -> dict:
+def measure(milestones: int, model: str = "engine") -> dict:
     """Run one population of about ``milestones`` milestones in a child process."""
     rate = milestones / MILESTONES_PER_CONTRACT / 365.0
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(SCENARIO), f"{rate:.6f}/d", events],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    if model == "bare":
+        args = ["-c", BARE_CHILD, f"{rate:.6f}", str(Path(__file__).resolve().parent)]
+    else:
+        args = ["-c", CHILD, str(SCENARIO), f"{rate:.6f}/d", "none"]
+    out = subprocess.run([sys.executable, *args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str]) -> None:
     sizes = [int(x) for x in argv] or [10_000, 100_000, 1_000_000]
-    print(f"{'target':>9} {'milestones':>10} {'wall s':>8} {'ms/s':>9} {'peak MiB':>9}")
+    print("milestones: all of the engine's; the bare model counts closed ones")
+    print(f"{'target':>9} {'model':>6} {'milestones':>10} {'wall s':>8} {'per s':>9} {'peak MiB':>9}")
     for size in sizes:
-        r = measure(size)
-        rate = r["milestones"] / r["wall_s"]
-        print(f"{size:>9,} {r['milestones']:>10,} {r['wall_s']:>8.1f} {rate:>9,.0f} {r['peak_mib']:>9,.0f}")
+        for model in ("engine", "bare"):
+            r = measure(size, model)
+            rate = r["milestones"] / r["wall_s"]
+            print(
+                f"{size:>9,} {model:>6} {r['milestones']:>10,} {r['wall_s']:>8.1f} {rate:>9,.0f} "
+                f"{r['peak_mib']:>9,.0f}"
+            )
 
 
 if __name__ == "__main__":
