@@ -432,7 +432,7 @@ def _auto_approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome
 
 
 def _request_changes(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
-    _need_contract(c, ("active", "ended"), "request changes")
+    _need_contract(c, ("active",), "request changes")
     m = _milestone(c, a.milestone)
     _need_milestone(m, ("submitted",), "request changes on")
     limit = policy.review.max_change_requests

@@ -263,7 +263,7 @@ class Model:
             if amount > m.held and not p.release.bonus:
                 bad.add("bonus")
         elif n == "request_changes":
-            need(*ANSWERABLE_CONTRACT)  # FORMAT.md is silent; the engine also allows `ended`
+            need("active")  # changes need a freelancer who can still resubmit
             m = c.get(a.milestone)
             if m is None or m.state != "submitted":
                 return bad | {"invalid_state"}
