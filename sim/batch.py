@@ -6,7 +6,6 @@ are independent: each contract draws from its own stream seeded by (seed, replic
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -221,11 +220,7 @@ def run(
     if isinstance(scenario, Scenario):
         sc = scenario
         if overrides:  # only the policy changes: keep any in-memory change to the scenario
-            from .policy import load_policy
-
-            pairs = [*sc.overrides, *overrides.items()]
-            policy = load_policy(sc.policy_ref, [(k, v, None, ()) for k, v in pairs], base=sc.path.parent)
-            sc = dataclasses.replace(sc, policy=policy, overrides=tuple(pairs))
+            sc = sc.with_overrides(list(overrides.items()))
     else:
         sc = load_scenario(scenario, list((overrides or {}).items()))
     seed = sc.seed if seed is None else seed

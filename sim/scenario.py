@@ -6,6 +6,7 @@ line and column where it was written; all problems of a file are reported togeth
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,12 @@ class Scenario:
     @property
     def is_population(self) -> bool:
         return self.population is not None
+
+    def with_overrides(self, pairs: list[tuple[str, Any]]) -> Scenario:
+        """The same scenario under more policy overrides (in-memory changes to it are kept)."""
+        allpairs = [*self.overrides, *pairs]
+        policy = load_policy(self.policy_ref, [(k, v, None, ()) for k, v in allpairs], base=self.path.parent)
+        return dataclasses.replace(self, policy=policy, overrides=tuple(allpairs))
 
 
 class _Collector:

@@ -22,7 +22,7 @@ import math
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ import pandas as pd
 
 from . import __version__
 from .executors import Backend, RunOutcome, RunTask, make_backend, map_runs, read_part_outcome
-from .policy import load_policy
 from .results import KPI_NAMES, MONEY_KPIS, summarize_kpis
 from .scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
 from .units import UnitError, parse_duration, parse_rate
@@ -147,9 +146,7 @@ def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_S
         _set_path(data, key.split("."), value, source, key)
     try:
         if policy_only:
-            pairs = [*base.overrides, *values.items()]
-            policy = load_policy(base.policy_ref, [(k, v, None, ()) for k, v in pairs], base=base.path.parent)
-            return replace(base, policy=policy, overrides=tuple(pairs))
+            return base.with_overrides(list(values.items()))
         return scenario_from_data(data, base.path, over)
     except InputError as exc:
         context = ", ".join(f"{k}={label(v)}" for k, v in values.items())
