@@ -72,7 +72,9 @@ def kpi_table(result: Result) -> str:
         fmt = _fmt_money if name in MONEY_KPIS else _fmt_num
         interval = "" if k["ci_low"] is None else f"[{fmt(k['ci_low'])}, {fmt(k['ci_high'])}]"
         rows.append([name, "-" if k["mean"] is None else fmt(k["mean"]), interval, str(k["n"])])
-    return "KPIs\n" + _table(rows, {1, 3})
+    currency = result.scenario.policy.currency
+    head = f"KPIs (mean over replications, 95% t-interval; money in {currency}, times in days)\n"
+    return head + _table(rows, {1, 3})
 
 
 def _fmt_money(x: float) -> str:
