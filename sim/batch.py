@@ -164,9 +164,9 @@ class Result:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         d = self.digits
-        if self.events_mode == "full":
-            write_csv(self.events, out / "events.csv", d)
-            write_csv(self.ledger, out / "ledger.csv", d)
+        # with events="none" these two hold their header only: the files of FORMAT.md always exist
+        write_csv(self.events, out / "events.csv", d)
+        write_csv(self.ledger, out / "ledger.csv", d)
         write_csv(self.milestones, out / "milestones.csv", d)
         write_csv(self.balances, out / "balances.csv", d)
         write_json(self.summary(), out / "summary.json")
