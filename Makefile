@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MAIN_SCENARIO ?= scenarios/populations/marketplace_year.yaml
 
-.PHONY: run test lint format bench clean
+.PHONY: run test fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+# A longer fuzz run than the one in `make test`: 2000 fresh random examples (or $MILESTONE_SIM_FUZZ_EXAMPLES),
+# with shrinking.
+fuzz: $(STAMP)
+	MILESTONE_SIM_FUZZ_EXAMPLES=$${MILESTONE_SIM_FUZZ_EXAMPLES:-2000} MILESTONE_SIM_FUZZ_DERANDOMIZE=0 \
+		$(BIN)/python -m pytest tests/test_fuzz.py -q --hypothesis-show-statistics
 
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .

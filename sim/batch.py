@@ -7,6 +7,7 @@ are independent: each contract draws from its own stream seeded by (seed, replic
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .expect import Checker, CheckResult
+from .expect import Checker, CheckResults
 from .results import (
     KPI_NAMES,
     RunTables,
@@ -26,8 +27,23 @@ from .results import (
 from .runner import run_replication
 from .scenario import Scenario, load_scenario
 from .units import format_duration
+from .yamlio import InputError, Problem
 
 EVENT_MODES = ("full", "none")
+#: ``events="auto"``: the full log unless a population expects more milestones than this
+AUTO_FULL_LIMIT = 50_000
+
+
+def resolve_events(scenario: Scenario, events: str) -> str:
+    """The event mode a run uses: ``auto`` is full for scripted scenarios and for populations
+    under 50,000 expected milestones, ``none`` above (the same rule for the CLI and the API)."""
+    if events not in (*EVENT_MODES, "auto"):
+        raise ValueError(f"events must be one of full, none, auto, got {events!r}")
+    if events != "auto":
+        return events
+    if scenario.is_population and scenario.population.expected_milestones(scenario.until) > AUTO_FULL_LIMIT:
+        return "none"
+    return "full"
 
 
 @dataclass
@@ -37,8 +53,64 @@ class Result:
     scenario: Scenario
     runs: list[RunTables]
     seed: int
-    events_mode: str = "full"
-    _checks: list[CheckResult] | None = field(default=None, repr=False)
+    events_mode: str = "full"  # what was recorded
+    _checks: CheckResults | None = field(default=None, repr=False)
+    #: the mode asked for: a scripted scenario is always recorded in full (it is small), and
+    #: ``events="none"`` then means events.csv and ledger.csv are written with their header only
+    events_requested: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.events_requested:
+            self.events_requested = self.events_mode
+
+    def __repr__(self) -> str:
+        sc = self.scenario
+        text = (
+            f"<Result {sc.title!r}: policy {sc.policy.policy}, {len(self.runs)} replication(s), "
+            f"seed {self.seed}, events {self.events_requested}"
+        )
+        if len(self.runs) == 1:
+            flows = ", ".join(f"{f} {_money(v, self.digits)}" for f, v in self.runs[0].totals.items())
+            text += f"; totals ({sc.policy.currency}): {flows}"
+        if sc.expectations and self._can_check:
+            checks = self.check()
+            text += f"; expectations {sum(c.ok for c in checks)} of {len(checks)} hold"
+        return text + ">"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        sc = self.scenario
+        esc = html.escape
+        out = [
+            f"<div><b>{esc(sc.title)}</b><br>policy {esc(sc.policy.policy)}, {len(self.runs)} "
+            f"replication(s), seed {self.seed}, events {esc(self.events_requested)}</div>"
+        ]
+        if len(self.runs) == 1:
+            cells = "".join(
+                f"<tr><td>{esc(f)}</td><td style='text-align:right'>{_money(v, self.digits)}</td></tr>"
+                for f, v in self.runs[0].totals.items()
+            )
+            out.append(f"<table><tr><th>flow</th><th>{esc(sc.policy.currency)}</th></tr>{cells}</table>")
+        if sc.is_population:
+            rows = []
+            for name in KPI_NAMES:
+                k = self.kpis[name]
+                mean = "-" if k["mean"] is None else f"{k['mean']:.6g}"
+                ci = "" if k["ci_low"] is None else f"[{k['ci_low']:.6g}, {k['ci_high']:.6g}]"
+                rows.append(f"<tr><td>{name}</td><td>{mean}</td><td>{ci}</td><td>{k['n']}</td></tr>")
+            out.append(
+                "<table><tr><th>kpi</th><th>mean</th><th>95% interval</th><th>n</th></tr>"
+                + "".join(rows)
+                + "</table>"
+            )
+        if sc.expectations and self._can_check:
+            out.append(self.check()._repr_html_())
+        return "\n".join(out)
+
+    @property
+    def _can_check(self) -> bool:
+        return self.events_mode == "full"
 
     def _concat(self, name: str) -> pd.DataFrame:
         frames = []
@@ -96,12 +168,16 @@ class Result:
         """Cumulative flows of the first replication, in minor units."""
         return dict(self.runs[0].totals)
 
-    def check(self) -> list[CheckResult]:
-        """Evaluate the scenario's expectations (on each replication; all must hold)."""
+    def check(self) -> CheckResults:
+        """Evaluate the scenario's expectations (on each replication; all must hold).
+
+        A list of CheckResult that prints one line per expectation and renders as a table in
+        Jupyter; ``.ok`` is True when every one holds.
+        """
         if self._checks is None:
-            out = []
+            out = CheckResults()
             for r in self.runs:
-                if self.events_mode != "full":
+                if not self._can_check:
                     raise ValueError("expectations need the full event log (events='full')")
                 checker = Checker(r.events, r.ledger, r.extra["states"], r.extra["accounts"], self.digits)
                 out.extend(checker.check(e) for e in self.scenario.expectations)
@@ -147,7 +223,7 @@ class Result:
             "policy_overrides": {k: _jsonable(v) for k, v in sc.overrides},
             "seed": self.seed,
             "replications": len(self.runs),
-            "events": self.events_mode,
+            "events": self.events_requested,
             "currency": sc.policy.currency,
             "totals": {f: _money(v, self.digits) for f, v in self.runs[0].totals.items()}
             if len(self.runs) == 1
@@ -155,22 +231,46 @@ class Result:
             "contracts": per_contract,
             "kpis": self.kpis,
             "expectations": None
-            if not sc.expectations or self.events_mode != "full"
+            if not sc.expectations or not self._can_check
             else {"total": len(self.check()), "failed": sum(not c.ok for c in self.check())},
         }
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write events.csv, ledger.csv, milestones.csv, balances.csv and summary.json."""
+    def write(
+        self, out_dir: str | Path, *, force: bool = False, report: bool = False, source: str = "<out_dir>"
+    ) -> Path:
+        """Write events.csv, ledger.csv, milestones.csv, balances.csv and summary.json (and with
+        ``report``, the charts and report.html) into ``out_dir``, all or nothing.
+
+        The files go into a temporary sibling folder renamed into place at the end, so a failed
+        write leaves the previous outputs whole. ``out_dir`` must be new, empty or a folder this
+        tool made (it holds a ``.milestone-sim`` marker); ``force=True`` replaces another folder.
+        The root, home and current folders and the folders above the current one are refused.
+        ``source`` names the folder's origin in error messages.
+        """
+        from .outdir import staged
+
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        d = self.digits
-        # with events="none" these two hold their header only: the files of FORMAT.md always exist
-        write_csv(self.events, out / "events.csv", d)
-        write_csv(self.ledger, out / "ledger.csv", d)
-        write_csv(self.milestones, out / "milestones.csv", d)
-        write_csv(self.balances, out / "balances.csv", d)
-        write_json(self.summary(), out / "summary.json")
+        with staged(out, force=force, source=source) as tmp:
+            self.write_tables(tmp)
+            if report:
+                from .report import write_report
+
+                write_report(self, tmp)
         return out
+
+    def write_tables(self, folder: Path) -> None:
+        """The tables and summary.json, written into ``folder`` as it is (no guard: see ``write``)."""
+        d = self.digits
+        header_only = self.events_requested == "none"
+        # with events="none" these two hold their header only: the files of FORMAT.md always exist
+        events, ledger = self.events, self.ledger
+        if header_only:
+            events, ledger = events.iloc[0:0], ledger.iloc[0:0]
+        write_csv(events, folder / "events.csv", d)
+        write_csv(ledger, folder / "ledger.csv", d)
+        write_csv(self.milestones, folder / "milestones.csv", d)
+        write_csv(self.balances, folder / "balances.csv", d)
+        write_json(self.summary(), folder / "summary.json")
 
     @property
     def plot(self) -> Any:
@@ -204,29 +304,39 @@ def run(
     overrides: dict[str, Any] | None = None,
     seed: int | None = None,
     replications: int | None = None,
-    events: str = "full",
+    events: str = "auto",
     progress: bool = False,
     workers: int | None = 1,
+    allow: Sequence[str | Path] = (),
 ) -> Result:
     """Run a scenario file (or a loaded Scenario) and return its Result.
 
     ``overrides`` are dotted policy keys (``{"review.window": "7d"}``); ``seed`` and
-    ``replications`` replace the file's; ``events="none"`` keeps only what KPIs need.
+    ``replications`` replace the file's. ``events``: ``full`` keeps every event and posting,
+    ``none`` only what KPIs need, ``auto`` (default) is full for scripted scenarios and for
+    populations under 50,000 expected milestones. A scripted scenario is always recorded in full
+    (it is small): with ``none`` only its events.csv and ledger.csv are written header-only.
     ``workers``: replications run in that many local processes (None: every CPU); the numbers
     are the same whatever the count, since each replication has its own random streams.
+    ``allow``: more folders its files may be read from, besides the scenario's folder tree.
     """
-    if events not in EVENT_MODES:
-        raise ValueError(f"events must be one of {EVENT_MODES}, got {events!r}")
+    if events not in (*EVENT_MODES, "auto"):
+        raise ValueError(f"events must be one of full, none, auto, got {events!r}")
+    check_counts(replications, seed, workers)
     if isinstance(scenario, Scenario):
         sc = scenario
         if overrides:  # only the policy changes: keep any in-memory change to the scenario
             sc = sc.with_overrides(list(overrides.items()))
     else:
-        sc = load_scenario(scenario, list((overrides or {}).items()))
+        sc = load_scenario(scenario, list((overrides or {}).items()), allow=allow)
     seed = sc.seed if seed is None else seed
     reps = sc.replications if replications is None else replications
+    check_counts(reps, seed, workers)
+    requested = resolve_events(sc, events)
+    events = requested if sc.is_population else "full"  # a scripted scenario is small: keep it all
     if reps > 1 and workers != 1:
-        return Result(sc, _parallel_replications(sc, reps, seed, events, workers, progress), seed, events)
+        runs = _parallel_replications(sc, reps, seed, events, workers, progress)
+        return Result(sc, runs, seed, events, events_requested=requested)
     runs = []
     days = int(sc.until or 0) if sc.is_population else 0
     bar = _progress(reps * days if days else reps, progress, "days" if days else "runs")
@@ -236,7 +346,39 @@ def run(
             bar.update(1)
     if bar is not None:
         bar.close()
-    return Result(sc, runs, seed, events)
+    return Result(sc, runs, seed, events, events_requested=requested)
+
+
+def check_counts(
+    replications: int | None,
+    seed: int | None,
+    workers: int | None = None,
+    *,
+    source: str = "<arguments>",
+    dash: str = "",
+) -> None:
+    """Replications, seed and workers of a run, sweep or comparison, checked before anything runs.
+
+    Problems are an InputError naming ``source`` (the CLI passes ``<command line>`` and ``--``).
+    """
+    from .scenario import MAX_REPLICATIONS
+
+    def bad_int(value: object, low: int, high: int) -> bool:
+        return isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high
+
+    problems = []
+    if replications is not None and bad_int(replications, 1, MAX_REPLICATIONS):
+        problems.append(f"{dash}replications must be from 1 to {MAX_REPLICATIONS:,}, got {replications!r}")
+    if seed is not None and bad_int(seed, 0, 2**63 - 1):
+        problems.append(f"{dash}seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+    if workers is not None and bad_int(workers, 1, MAX_WORKERS):
+        problems.append(f"{dash}workers must be from 1 to {MAX_WORKERS}, got {workers!r}")
+    if problems:
+        raise InputError([Problem(source, None, None, m) for m in problems])
+
+
+#: the most local worker processes a run may ask for
+MAX_WORKERS = 256
 
 
 def _one_replication(args: tuple[Scenario, int, int, str]) -> RunTables:

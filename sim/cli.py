@@ -1,12 +1,15 @@
 """The ``milestone-sim`` command: run, test, validate, policies (and sweep, compare).
 
-Exit codes: 0 success; 1 expectations failed; 2 invalid input (one message per problem, with
-file:line:column, never a traceback); 3 internal error.
+Exit codes: 0 success; 1 expectations failed (or ``test`` found nothing to check); 2 invalid
+input or options (one message per problem, with file:line:column, never a traceback); 3 internal
+error; 4 the outputs could not be written (disk full, standard output closed or full). A closed
+pipe (``milestone-sim run X | head -1``) ends the command quietly with 4.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +17,14 @@ from typing import Any
 
 from .yamlio import InputError, Problem
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 3, 4
+OUT_SOURCE = "<command line --out>"
+
+
+_FORCE_HELP = (
+    "replace --out even when it is a non-empty folder milestone-sim did not make "
+    "(never /, the home folder, the current folder or a folder above it)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="milestone-sim",
         description="Simulate escrow milestone policies: where the money goes, and when.",
     )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"milestone-sim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("run", help="play a scenario and write its tables into --out")
@@ -34,8 +47,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="policy override, e.g. review.window=7d",
+        help="a policy key (review.window=7d), a population parameter (population.platform."
+        "dispute_agents=2), policy or until: what sweep's --grid accepts",
     )
+    r.add_argument("--force", action="store_true", help=_FORCE_HELP)
     r.add_argument(
         "--events",
         choices=("full", "none", "auto"),
@@ -50,13 +65,16 @@ def _parser() -> argparse.ArgumentParser:
         "replications of a population, else 1); the numbers do not depend on it",
     )
     r.add_argument("--no-charts", action="store_true", help="do not draw charts or the HTML report")
+    _allow_option(r)
     r.add_argument("--quiet", action="store_true", help="print only where the outputs went")
 
     t = sub.add_parser("test", help="check the expectations of scenario files")
     t.add_argument("paths", nargs="+", help="scenario files or folders (searched recursively)")
+    _allow_option(t)
 
     v = sub.add_parser("validate", help="check policy and scenario files without running them")
     v.add_argument("paths", nargs="+", help="policy or scenario files or folders")
+    _allow_option(v)
 
     sub.add_parser("policies", help="list the built-in policy packs")
     _sweep_parsers(sub)
@@ -65,23 +83,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    from .outdir import OutputError
+
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return _cmd_run(args)
-        if args.command == "test":
-            return _cmd_test(args.paths)
-        if args.command == "validate":
-            return _cmd_validate(args.paths)
-        if args.command == "policies":
-            return _cmd_policies()
-        if args.command == "sweep":
-            return _cmd_sweep(args)
-        if args.command == "compare":
-            return _cmd_compare(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a full or closed stdout fails here, inside the handlers below
+        return code
     except InputError as exc:
         _print_problems(exc.problems)
         return EXIT_INPUT
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OutputError as exc:
+        return _output_failed(str(exc))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -91,7 +106,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         print(f"milestone-sim: internal error: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
-    return EXIT_INPUT
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "test":
+            return _cmd_test(args.paths, _allowed(args))
+        if args.command == "validate":
+            return _cmd_validate(args.paths, _allowed(args))
+        if args.command == "policies":
+            return _cmd_policies()
+        if args.command == "sweep":
+            return _cmd_sweep(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
+        return EXIT_INPUT
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            from .outdir import OutputError
+
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so the interpreter's flush at exit does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced (pytest, Jupyter): nothing to do
+        pass
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``| head -1``): stop quietly (the Python docs' recipe)."""
+    _silence_stdout()
+    return EXIT_OUTPUT
+
+
+def _output_failed(message: str) -> int:
+    if message.startswith("cannot write to standard output"):
+        _silence_stdout()
+    with contextlib.suppress(OSError):
+        print(f"error: {message}", file=sys.stderr)
+    return EXIT_OUTPUT
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -99,27 +164,91 @@ def _print_problems(problems: list[Problem]) -> None:
         print(f"error: {problem}", file=sys.stderr)
 
 
-def _overrides(items: list[str]) -> list[tuple[str, Any]]:
+def _set_values(items: list[str], source: str = "<command line --set>") -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as factors (what ``--grid`` takes), all problems at once."""
     from .policy import parse_set_option
 
-    return [parse_set_option(text) for text in items]
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for text in items:
+        try:
+            key, value = parse_set_option(text)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        values[key] = value
+    if problems:
+        raise InputError(problems)
+    return values
+
+
+def _allow_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also read policy packs and CSV files from this folder (repeatable); by default files "
+        "are read from the scenario's folder and below only",
+    )
+
+
+def _allowed(args: argparse.Namespace) -> tuple[Path, ...]:
+    """The --allow-path folders: each must be an existing folder."""
+    bad = [d for d in args.allow_path if not Path(d).is_dir()]
+    if bad:
+        raise InputError(
+            [Problem("<command line --allow-path>", None, None, f"{d!r} is not a folder") for d in bad]
+        )
+    return tuple(Path(d) for d in args.allow_path)
+
+
+def _warn(scenario: Any) -> None:
+    """Print what a scenario file says that will not happen as written (e.g. steps after until)."""
+    for warning in scenario.warnings:
+        with contextlib.suppress(OSError):
+            print(f"warning: {warning}", file=sys.stderr)
+
+
+def _load(path: str, set_items: list[str], allow: tuple[Path, ...] = ()) -> Any:
+    """The scenario file with the --set options applied (the sweep's factor code path)."""
+    from .scenario import load_scenario
+    from .sweeps import apply_factors
+
+    values = _set_values(set_items)  # a malformed option is reported before the file is read
+    scenario = apply_factors(load_scenario(path, allow=allow), values, "<command line --set>")
+    _warn(scenario)
+    return scenario
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    from .batch import check_counts
+
+    check_counts(args.replications, args.seed, args.workers, source="<command line>", dash="--")
+
+
+def _say(text: str = "") -> None:
+    """Print a line; a full or failing stdout is an output error (a closed pipe stays one)."""
+    try:
+        print(text)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        from .outdir import OutputError
+
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import report_text
-    from .batch import run
-    from .scenario import load_scenario
+    from .batch import resolve_events, run
+    from .outdir import check_out_dir
 
-    scenario = load_scenario(args.scenario, _overrides(args.set))
-    if args.replications is not None and args.replications < 1:
-        raise InputError([Problem("<command line>", None, None, "--replications must be at least 1")])
-    events = args.events
-    if events == "auto":
-        events = "full"
-        if scenario.is_population and scenario.population.expected_milestones(scenario.until) > 50_000:
-            events = "none"
-    if args.workers is not None and args.workers < 1:
-        raise InputError([Problem("<command line>", None, None, "--workers must be at least 1")])
+    _check_counts(args)
+    out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
+    check_out_dir(out, force=args.force, source=OUT_SOURCE)  # before the simulation, not after
+    scenario = _load(args.scenario, args.set, _allowed(args))
+    events = resolve_events(scenario, args.events)
     workers = args.workers if args.workers is not None else (None if scenario.is_population else 1)
     result = run(
         scenario,
@@ -129,15 +258,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         workers=workers,
     )
-    out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
-    result.write(out)
-    if not args.no_charts:
-        from .report import write_report
-
-        write_report(result, out)
+    # tables, charts and report.html go into one temporary folder, renamed into place at the end
+    result.write(out, force=args.force, report=not args.no_charts, source=OUT_SOURCE)
     if not args.quiet:
-        print(report_text.summary(result))
-    print(f"outputs written to {out}/")
+        _say(report_text.summary(result))
+    _say(f"outputs written to {out}/")
     return EXIT_OK
 
 
@@ -155,19 +280,39 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
     return found
 
 
-def _cmd_test(paths: Sequence[str]) -> int:
+def _is_pack(data: Any) -> bool:
+    return isinstance(data, dict) and "scenario" not in data and "policy" in data
+
+
+def _cmd_test(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
+    """Validate every file given (packs as packs), run those with expectations, check them.
+
+    A file named on the command line that has no expectations is reported as such; when nothing
+    at all was checked the command fails (exit 1) rather than passing silently.
+    """
     from .batch import run
+    from .policy import load_policy
     from .scenario import load_scenario
     from .yamlio import load_file
 
+    named = {Path(p) for p in paths if not Path(p).is_dir()}
     files = scenario_files(paths)
-    failed = passed = invalid = 0
+    failed = passed = invalid = packs = empty = 0
     for path in files:
         try:
             doc = load_file(path)
-            if not isinstance(doc.data, dict) or "expect" not in doc.data:
+            if _is_pack(doc.data):
+                load_policy(str(path), allow=allow)
+                packs += 1
                 continue
-            result = run(load_scenario(path))
+            scenario = load_scenario(path, allow=allow)
+            _warn(scenario)
+            if not scenario.expectations:
+                empty += 1
+                if path in named:
+                    _say(f"no expectations: {path} is valid, but has no expect: to check")
+                continue
+            result = run(scenario)
         except InputError as exc:
             _print_problems(exc.problems)
             invalid += 1
@@ -176,19 +321,29 @@ def _cmd_test(paths: Sequence[str]) -> int:
         bad = [c for c in checks if not c.ok]
         if bad:
             failed += 1
-            print(f"FAIL {path} ({len(bad)} of {len(checks)} expectations)")
+            _say(f"FAIL {path} ({len(bad)} of {len(checks)} expectations)")
             for c in bad:
-                print("  " + c.describe().replace("\n", "\n  "))
+                _say("  " + c.describe().replace("\n", "\n  "))
         else:
             passed += 1
-            print(f"ok   {path} ({len(checks)} expectations)")
-    print(f"{passed} passed, {failed} failed" + (f", {invalid} invalid" if invalid else ""))
+            _say(f"ok   {path} ({len(checks)} expectations)")
+    tail = [f", {invalid} invalid" if invalid else ""]
+    if empty:
+        tail.append(f", {empty} without expectations")
+    if packs:
+        tail.append(f", {packs} policy pack(s) valid")
+    _say(f"{passed} passed, {failed} failed" + "".join(tail))
     if invalid:
         return EXIT_INPUT
-    return EXIT_FAILED if failed else EXIT_OK
+    if failed:
+        return EXIT_FAILED
+    if not passed:
+        _say("nothing was checked: no scenario given has expectations (expect:)")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
-def _cmd_validate(paths: Sequence[str]) -> int:
+def _cmd_validate(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
     from .policy import load_policy
     from .scenario import load_scenario
     from .yamlio import load_file
@@ -198,17 +353,17 @@ def _cmd_validate(paths: Sequence[str]) -> int:
     for path in scenario_files(paths):
         try:
             doc = load_file(path)
-            if isinstance(doc.data, dict) and "scenario" not in doc.data and "policy" in doc.data:
-                load_policy(str(path))
+            if _is_pack(doc.data):
+                load_policy(str(path), allow=allow)
             else:
-                load_scenario(path)
+                _warn(load_scenario(path, allow=allow))
             count += 1
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:
         _print_problems(problems)
         return EXIT_INPUT
-    print(f"{count} file(s) valid")
+    _say(f"{count} file(s) valid")
     return EXIT_OK
 
 
@@ -217,7 +372,7 @@ def _cmd_policies() -> int:
 
     for name in builtin_packs():
         pol = load_policy(name)
-        print(f"{name:<16} {pol.title}")
+        _say(f"{name:<16} {pol.title}")
     return EXIT_OK
 
 
@@ -262,8 +417,15 @@ def _execution_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replications", type=int, help="replications per variant (default: the file's)")
     p.add_argument("--seed", type=int, help="random seed shared by every variant (default: the file's)")
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a factor value for every variant (anything --grid takes: policy key, population.*, "
+        "policy, until)",
     )
+    p.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    _allow_option(p)
     p.add_argument("--workers", type=int, help="local worker processes (default: all CPUs)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--inprocess", action="store_true", help="run in this process (for debugging)")
@@ -327,15 +489,7 @@ def _sweep_parsers(sub: Any) -> None:
 
 def _execution(args: argparse.Namespace) -> dict[str, Any]:
     """Backend arguments of sweep/compare, with the command line's own checks."""
-    problems = []
-    if args.replications is not None and args.replications < 1:
-        problems.append("--replications must be at least 1")
-    if args.workers is not None and args.workers < 1:
-        problems.append("--workers must be at least 1")
-    if args.seed is not None and args.seed < 0:
-        problems.append("--seed must be a whole number >= 0")
-    if problems:
-        raise InputError([Problem("<command line>", None, None, m) for m in problems])
+    _check_counts(args)
     backend, scheduler = "processes", None
     if args.inprocess:
         backend = "inprocess"
@@ -350,6 +504,7 @@ def _execution(args: argparse.Namespace) -> dict[str, Any]:
         "resume": args.resume,
         "progress": False if args.quiet else None,
         "charts": not args.no_charts,
+        "force": args.force,
     }
 
 
@@ -370,10 +525,13 @@ def _connect_errors(run: Any, scheduler: str | None) -> Any:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .scenario import load_scenario
+    from .outdir import check_out_dir
     from .sweeps import _check_kpis, build_variants, parse_grid_option, sweep
 
-    scenario = load_scenario(args.scenario, _overrides(args.set))
+    ex = _execution(args)
+    out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-sweep"
+    check_out_dir(out, force=args.force, source=OUT_SOURCE)
+    scenario = _load(args.scenario, args.set, _allowed(args))
     grid: dict[str, list[Any]] = {}
     problems: list[Problem] = []
     for text in args.grid:
@@ -389,8 +547,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise InputError(problems)
     kpis = _check_kpis(_kpi_option(args))
     build_variants(scenario, grid, args.zip)  # every problem before anything is written
-    ex = _execution(args)
-    out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-sweep"
     try:
         result = _connect_errors(
             lambda: sweep(scenario, grid, zip=args.zip, out=out, kpis=kpis, **ex), ex["scheduler"]
@@ -400,38 +556,50 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise
     if not args.quiet:
         design = "zip" if args.zip else "full factorial"
-        print(
+        _say(
             f"{len(result.variants)} variants ({design}) x {result.replications} replications, seed "
             f"{result.seed}; KPI mean ± half-width of its 95% interval:"
         )
-        print(result.table(kpis).to_string(index=False))
-    print(f"outputs written to {out}/")
+        _say(result.table(kpis).to_string(index=False))
+    _say(f"outputs written to {out}/")
     return EXIT_OK
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from .outdir import check_out_dir
     from .paired import compare
-    from .policy import parse_set_option
-    from .scenario import load_scenario
     from .sweeps import _check_kpis
 
-    scenario = load_scenario(args.scenario, _overrides(args.set))
     if len(args.policy) > 2:
         raise InputError(
             [Problem("<command line --policy>", None, None, "give --policy at most twice (A, B)")]
         )
+    if not args.policy and not args.set_a and not args.set_b:
+        raise InputError(
+            [
+                Problem(
+                    "<command line>",
+                    None,
+                    None,
+                    "compare needs a difference between A and B: give --policy or --set-a/--set-b",
+                )
+            ]
+        )
+    ex = _execution(args)
+    out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-compare"
+    check_out_dir(out, force=args.force, source=OUT_SOURCE)
+    scenario = _load(args.scenario, args.set, _allowed(args))
     sides: list[dict[str, Any]] = [{}, {}]
     if len(args.policy) == 2:
         sides = [{"policy": args.policy[0]}, {"policy": args.policy[1]}]
     elif len(args.policy) == 1:
         sides[1]["policy"] = args.policy[0]
-    for side, items in ((0, args.set_a), (1, args.set_b)):
-        for text in items:
-            key, value = parse_set_option(text)
-            sides[side][key] = value
+    for side, items, src in (
+        (0, args.set_a, "<command line --set-a>"),
+        (1, args.set_b, "<command line --set-b>"),
+    ):
+        sides[side].update(_set_values(items, src))
     kpis = _check_kpis(_kpi_option(args)) if args.kpi else None
-    ex = _execution(args)
-    out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-compare"
     result = _connect_errors(
         lambda: compare(
             scenario, sides[0], sides[1], out=out, sources=("<command line A>", "<command line B>"), **ex
@@ -439,12 +607,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         ex["scheduler"],
     )
     if not args.quiet:
-        print(f"A: {result.a.label}\nB: {result.b.label}")
-        print(
+        _say(f"A: {result.a.label}\nB: {result.b.label}")
+        _say(
             f"{result.replications} paired replications, seed {result.seed}; B - A with paired 95% interval:"
         )
-        print(result.table(kpis).to_string(index=False))
+        _say(result.table(kpis).to_string(index=False))
         sig = result.significant
-        print(f"significant: {', '.join(sig) if sig else 'none'}")
-    print(f"outputs written to {out}/")
+        _say(f"significant: {', '.join(sig) if sig else 'none'}")
+    _say(f"outputs written to {out}/")
     return EXIT_OK

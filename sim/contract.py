@@ -50,6 +50,8 @@ class Milestone:
     refunded: int = 0
     bonus: int = 0
     deleted: bool = False
+    funded: int = 0  # paid into escrow for this milestone (the ``funded`` postings naming it)
+    fees: int = 0  # fees of postings naming it
 
 
 @dataclass(slots=True)
@@ -78,6 +80,8 @@ class Contract:
     refund_gen: int = 0
     offer_gen: int = 0
     by_id: dict[str, Milestone] = field(default_factory=dict)
+    #: flows of postings that name no milestone (contract credit refunded, or released in a dispute)
+    credit_flows: dict[str, int] = field(default_factory=dict)
     escrow_account: str = ""  # account names, computed once
     client_account: str = ""
 
@@ -195,16 +199,36 @@ def _freelancer_target(policy: Policy, c: Contract) -> str:
 
 
 def _pay_freelancer(
-    policy: Policy, c: Contract, gross: int, flow: str, mid: str, postings: list, timers: list
+    policy: Policy,
+    c: Contract,
+    gross: int,
+    flow: str,
+    mid: str,
+    postings: list,
+    timers: list,
+    notes: list[str] | None = None,
 ) -> int:
-    """Post a release or bonus to the freelancer, their fees to the platform; return the net."""
+    """Post a release or bonus to the freelancer, their fees to the platform; return the net.
+
+    A freelancer fee is taken from the money paid, so it can never exceed it: a larger fee (a big
+    ``fixed`` part on a small release) is capped at what is left, and ``notes`` gets a sentence
+    saying so, which the event's message carries.
+    """
     target = _freelancer_target(policy, c)
     source = c.escrow_account if flow == "released" else c.client_account
     postings.append((source, target, flow, gross, mid))
     net = gross
     for payer, fee in _fees(policy, "release" if flow == "released" else "bonus", gross):
         if payer == "freelancer":
-            fee = min(fee, net)
+            if fee > net:
+                if notes is not None:
+                    what = "release" if flow == "released" else "bonus"
+                    notes.append(
+                        f"fee capped at the {what}: the freelancer fee of {_money(policy, fee)} is more "
+                        f"than the {_money(policy, net)} left of {_money(policy, gross)}, so "
+                        f"{_money(policy, net)} is taken"
+                    )
+                fee = net
             postings.append((target, "platform", "fees", fee, mid))
             net -= fee
         else:
@@ -219,13 +243,21 @@ def _pay_freelancer(
     return net
 
 
-def _release(policy: Policy, c: Contract, m: Milestone, amount: int, postings: list, timers: list):
+def _release(
+    policy: Policy,
+    c: Contract,
+    m: Milestone,
+    amount: int,
+    postings: list,
+    timers: list,
+    notes: list[str] | None = None,
+) -> None:
     """Release ``amount`` of a milestone's escrow (plus any bonus); the remainder becomes credit."""
     held = m.escrowed
     paid = min(amount, held)
-    _pay_freelancer(policy, c, paid, "released", m.id, postings, timers)
+    _pay_freelancer(policy, c, paid, "released", m.id, postings, timers, notes)
     if amount > held:
-        _pay_freelancer(policy, c, amount - held, "bonus", m.id, postings, timers)
+        _pay_freelancer(policy, c, amount - held, "bonus", m.id, postings, timers, notes)
         m.bonus += amount - held
     c.credit += held - paid
     m.escrowed = 0
@@ -268,9 +300,35 @@ def apply(policy: Policy, c: Contract, action: Action, now: float) -> Outcome:
     if handler is None:
         return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
     try:
-        return handler(policy, c, action, now)
+        out = handler(policy, c, action, now)
     except Rejected as rej:
         return Outcome(False, rej.rule, rej.message)
+    for ev in out.events:
+        if ev.postings:
+            _note_client_paid(policy, c, ev)
+    return out
+
+
+def _note_client_paid(policy: Policy, c: Contract, ev: Emitted) -> None:
+    """Say in the message what the client actually paid, when it is not the event's amount.
+
+    The amount of a funding is the milestone's amount; the client pays that plus client fees,
+    less any contract credit reused. The message then ends with e.g. "client paid 105.00 USD
+    (100.00 USD + 5.00 USD fees)".
+    """
+    client = c.client_account
+    paid = fees = 0
+    for frm, _to, flow, amount, _mid in ev.postings:
+        if frm == client:
+            paid += amount
+            if flow == "fees":
+                fees += amount
+    if not paid or (paid == ev.amount and not fees):
+        return
+    text = f"client paid {_money(policy, paid)}"
+    if fees:
+        text += f" ({_money(policy, paid - fees)} + {_money(policy, fees)} fees)"
+    ev.message = f"{ev.message}; {text}" if ev.message else text
 
 
 def _offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
@@ -292,7 +350,8 @@ def _offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     if policy.offer.expires_after is not None:
         c.offer_gen += 1
         timers.append(Timer(policy.offer.expires_after, Action("platform", "offer_expired", gen=c.offer_gen)))
-    ev = Emitted(a.actor, "offer", "", total, f"offer of {len(live)} milestone(s) sent", [])
+    note = f"offer of {len(live)} milestone(s), {_money(policy, total)} in total, sent"
+    ev = Emitted(a.actor, "offer", "", 0, note, [])
     return Outcome(True, events=[ev], timers=timers)
 
 
@@ -315,8 +374,26 @@ def _decline_offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcom
     return _end_offer(policy, c, a, now, "declined", policy.offer.refund_on_decline)
 
 
+def timer_is_stale(c: Contract, a: Action) -> bool:
+    """Would this timer be ignored if it fired now? (Its generation was bumped by a newer action.)
+
+    The engine asks this of pending timers, without firing them, to know when nothing is left
+    that could change state or money. ``funds_available`` (a hold ending) is never stale.
+    """
+    name = a.name
+    if name == "auto_approve":
+        m = c.by_id.get(a.milestone or "")
+        return m is None or m.deleted or m.state != "submitted" or m.gen != a.gen
+    if name == "auto_refund":
+        req = c.refund_request
+        return req is None or req.disputed or req.gen != a.gen
+    if name == "offer_expired":
+        return c.state != "offered" or a.gen != c.offer_gen
+    return False
+
+
 def _offer_expired(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
-    if c.state != "offered" or a.gen != c.offer_gen:
+    if timer_is_stale(c, a):
         return STALE
     return _end_offer(policy, c, a, now, "expired", policy.offer.refund_on_decline)
 
@@ -403,7 +480,8 @@ def _approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     postings: list = []
     timers: list = []
     held = m.escrowed
-    _release(policy, c, m, amount, postings, timers)
+    notes: list[str] = []
+    _release(policy, c, m, amount, postings, timers, notes)
     _close(m, "released", "approved", now)
     if amount < held:
         note = f"partial release; {_money(policy, held - amount)} stays in escrow as contract credit"
@@ -411,19 +489,21 @@ def _approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
         note = f"released in full plus a bonus of {_money(policy, amount - held)}"
     else:
         note = "released in full"
+    note = "; ".join([note, *notes])
     return Outcome(True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers)
 
 
 def _auto_approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
-    m = c.by_id.get(a.milestone or "")
-    if m is None or m.deleted or m.state != "submitted" or m.gen != a.gen:
+    if timer_is_stale(c, a):
         return STALE
+    m = c.by_id[a.milestone or ""]
     postings: list = []
     timers: list = []
     amount = m.escrowed
-    _release(policy, c, m, amount, postings, timers)
+    notes: list[str] = []
+    _release(policy, c, m, amount, postings, timers, notes)
     _close(m, "released", "auto_approved", now)
-    note = "review window ended without a decision; released in full"
+    note = "; ".join(["review window ended without a decision; released in full", *notes])
     return Outcome(
         True,
         events=[Emitted("platform", "auto_approve", m.id, amount, note, postings)],
@@ -482,8 +562,8 @@ def _add_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outcom
     live.insert(position, m)
     c.milestones = live + [x for x in c.milestones if x.deleted]
     c.by_id[mid] = m
-    note = f"added at position {position}"
-    return Outcome(True, events=[Emitted(a.actor, "add_milestone", mid, amount, note, [])])
+    note = f"added at position {position}: {_money(policy, amount)}"
+    return Outcome(True, events=[Emitted(a.actor, "add_milestone", mid, 0, note, [])])
 
 
 def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
@@ -523,7 +603,7 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outco
     if a.due is not None:
         m.due = a.due
         parts.append(f"due {a.due:g}d")
-    amount = a.amount or 0
+    amount = (a.amount or 0) if postings else 0  # only an edit that moves money carries an amount
     return Outcome(
         True, events=[Emitted(a.actor, "edit_milestone", m.id, amount, ", ".join(parts), postings)]
     )
@@ -587,9 +667,10 @@ def _request_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outco
         timers.append(
             Timer(policy.refund.response_window, Action("platform", "auto_refund", gen=c.refund_gen))
         )
-    note = f"freelancer has {policy.refund.response_window:g}d to answer"
+    window = policy.refund.response_window
+    note = f"refund of {_money(policy, amount)} requested; freelancer has {window:g}d to answer"
     mid = a.milestone or ""
-    return Outcome(True, events=[Emitted(a.actor, "request_refund", mid, amount, note, [])], timers=timers)
+    return Outcome(True, events=[Emitted(a.actor, "request_refund", mid, 0, note, [])], timers=timers)
 
 
 def _refund_requested(c: Contract, now: float, actor: str, action: str, outcome: str) -> Emitted:
@@ -627,8 +708,7 @@ def _approve_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outco
 
 
 def _auto_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
-    req = c.refund_request
-    if req is None or req.disputed or req.gen != a.gen:
+    if timer_is_stale(c, a):
         return STALE
     return Outcome(True, events=[_refund_requested(c, now, "platform", "auto_refund", "auto_refunded")])
 
@@ -647,8 +727,8 @@ def _dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
         m.gen += 1
     amount = disputed_amount(c)
     mid = req.milestones[0] if len(req.milestones) == 1 else ""
-    note = f"{len(req.milestones)} milestone(s) in dispute; the platform decides"
-    return Outcome(True, events=[Emitted(a.actor, "dispute", mid, amount, note, [])])
+    note = f"{len(req.milestones)} milestone(s), {_money(policy, amount)}, in dispute; the platform decides"
+    return Outcome(True, events=[Emitted(a.actor, "dispute", mid, 0, note, [])])
 
 
 def disputed_amount(c: Contract) -> int:
@@ -681,13 +761,14 @@ def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outc
         )
     postings: list = []
     timers: list = []
+    notes: list[str] = []
     to_release = release
     for mid in req.milestones:  # the release fills milestones in order; the rest is refunded
         m = c.by_id[mid]
         part = min(to_release, m.escrowed)
         to_release -= part
         if part:
-            _pay_freelancer(policy, c, part, "released", mid, postings, timers)
+            _pay_freelancer(policy, c, part, "released", mid, postings, timers, notes)
         back = m.escrowed - part
         if back:
             postings.append((c.escrow_account, c.client_account, "refunded", back, mid))
@@ -699,7 +780,7 @@ def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outc
     if req.include_credit and c.credit:
         part = min(to_release, c.credit)
         if part:
-            _pay_freelancer(policy, c, part, "released", "", postings, timers)
+            _pay_freelancer(policy, c, part, "released", "", postings, timers, notes)
         if c.credit - part:
             postings.append((c.escrow_account, c.client_account, "refunded", c.credit - part, ""))
         c.credit = 0
@@ -707,6 +788,7 @@ def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outc
     c.refund_gen += 1
     mid = req.milestones[0] if len(req.milestones) == 1 else ""
     note = f"dispute decided: {_money(policy, release)} released, {_money(policy, refund)} refunded"
+    note = "; ".join([note, *notes])
     ev = Emitted(a.actor, "resolve_dispute", mid, total, note, postings)
     return Outcome(True, events=[ev], timers=timers)
 

@@ -9,14 +9,16 @@ units of what is sampled: durations (``3d``), amounts (``250``) or plain numbers
 from __future__ import annotations
 
 import csv
+import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .units import UnitError, parse_duration, parse_money
+from .units import MAX_MINOR, UnitError, parse_duration, parse_money
+from .yamlio import InputError, allowed_roots, confined, outside_message, read_text_bounded
 
 if TYPE_CHECKING:
     from .scenario import _Collector
@@ -34,6 +36,17 @@ PARAMS: dict[str, tuple[str, ...]] = {
 }
 #: parameters that are shapes (plain numbers), not values in the sampled unit
 SHAPE_PARAMS = {"sigma", "cv"}
+
+#: the largest lognormal sigma (e^(10 z) already spans 40 orders of magnitude at z = 4)
+MAX_SIGMA = 10.0
+#: the largest gamma coefficient of variation
+MAX_CV = 100.0
+#: the largest poisson mean (counts)
+MAX_POISSON_MEAN = 1_000_000.0
+#: the largest plain number (fractions such as bonus_fraction: 1,000 times the milestone at most)
+MAX_NUMBER = 1_000.0
+#: the largest empirical CSV file, in bytes
+MAX_CSV_BYTES = 16 * 1024 * 1024
 
 
 class Dist:
@@ -126,13 +139,34 @@ def _value(col: _Collector, raw: Any, loc: Loc, kind: str, digits: int) -> float
         col.add(loc, str(exc))
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        col.add(loc, f"expected a number, got {raw!r}")
+        col.add(loc, f"expected a number, got {_cut(raw)}")
+        return None
+    if kind == "number" and abs(raw) > MAX_NUMBER:
+        col.add(loc, f"{raw:g} is larger than the largest supported ({MAX_NUMBER:,.0f})")
         return None
     return float(raw)
 
 
-def parse_dist(col: _Collector, raw: Any, loc: Loc, kind: str, base: Path, digits: int = 2) -> Dist | None:
-    """Parse a distribution of values of ``kind``; report problems to ``col`` and return None."""
+def _cut(value: object, limit: int = 40) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def parse_dist(
+    col: _Collector,
+    raw: Any,
+    loc: Loc,
+    kind: str,
+    base: Path,
+    digits: int = 2,
+    *,
+    roots: Sequence[Path] | None = None,
+) -> Dist | None:
+    """Parse a distribution of values of ``kind``; report problems to ``col`` and return None.
+
+    An empirical CSV is read from ``base`` and must lie inside ``roots`` (default: ``base``'s
+    tree and the folders of MILESTONE_SIM_ALLOW_PATHS).
+    """
     if not isinstance(raw, dict):
         value = _value(col, raw, loc, kind, digits)
         if value is None:
@@ -158,19 +192,28 @@ def parse_dist(col: _Collector, raw: Any, loc: Loc, kind: str, base: Path, digit
         col.add(ploc, f"{name} needs {', '.join(missing)}")
         return None
     if name == "empirical":
-        return _empirical(col, params, ploc, kind, base, digits)
+        return _empirical(col, params, ploc, kind, base, digits, roots)
     values: dict[str, float] = {}
     for key in PARAMS[name]:
-        v = _value(col, params[key], (*ploc, key), "number" if key in SHAPE_PARAMS else kind, digits)
+        v = _value(col, params[key], (*ploc, key), "shape" if key in SHAPE_PARAMS else kind, digits)
         if v is None:
             return None
         values[key] = v
-    return _build(col, name, values, ploc, kind)
+    return _build(col, name, values, ploc, kind, digits)
 
 
-def _build(col: _Collector, name: str, v: dict[str, float], loc: Loc, kind: str) -> Dist | None:
+def _build(col: _Collector, name: str, v: dict[str, float], loc: Loc, kind: str, digits: int) -> Dist | None:
     """Check a distribution's parameters; report an impossible one with what is allowed."""
     problem = None
+    if name == "lognormal" and v["sigma"] > MAX_SIGMA:
+        problem = f"lognormal sigma must be at most {MAX_SIGMA:g}, got {v['sigma']:g}"
+    elif name == "gamma" and v["cv"] > MAX_CV:
+        problem = f"gamma cv must be at most {MAX_CV:g}, got {v['cv']:g}"
+    elif name == "poisson" and v["mean"] > MAX_POISSON_MEAN:
+        problem = f"poisson mean must be at most {MAX_POISSON_MEAN:,.0f}, got {v['mean']:g}"
+    if problem:
+        col.add(loc, problem)
+        return None
     if name in ("exponential", "poisson") and v["mean"] <= 0:
         problem = f"{name} mean must be greater than zero"
     elif name == "poisson" and kind != "count":
@@ -188,48 +231,73 @@ def _build(col: _Collector, name: str, v: dict[str, float], loc: Loc, kind: str)
     if problem:
         col.add(loc, problem)
         return None
-    return Dist(name, tuple((k, v[k]) for k in PARAMS[name]))
+    dist = Dist(name, tuple((k, v[k]) for k in PARAMS[name]))
+    if kind == "money" and dist.mean > MAX_MINOR / 10**digits:
+        col.add(
+            loc,
+            f"{dist.describe()} has a mean amount of {dist.mean:.4g}, above the largest supported amount "
+            f"({MAX_MINOR // 10**digits:,}): sampled amounts would overflow",
+        )
+        return None
+    return dist
 
 
-def _empirical(col: _Collector, params: dict, loc: Loc, kind: str, base: Path, digits: int) -> Dist | None:
+def _empirical(
+    col: _Collector,
+    params: dict,
+    loc: Loc,
+    kind: str,
+    base: Path,
+    digits: int,
+    roots: Sequence[Path] | None,
+) -> Dist | None:
     file, column = params["file"], params["column"]
     if not isinstance(file, str) or not isinstance(column, str):
         col.add(loc, "empirical takes file: <csv beside the scenario> and column: <name>")
         return None
-    path = (base / file).resolve()
     where = (*loc, "file")
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames:
-                col.add(where, f"{file} is empty: it needs a header row and values")
-                return None
-            if column not in reader.fieldnames:
-                col.add(
-                    (*loc, "column"),
-                    f"{file} has no column {column!r}; columns: {', '.join(reader.fieldnames)}",
-                )
-                return None
-            values = []
-            for n, row in enumerate(reader, start=2):
-                cell = (row.get(column) or "").strip()
-                if cell == "":
-                    continue
-                try:
-                    if kind == "duration":
-                        values.append(parse_duration(_num_or_text(cell)))
-                    elif kind == "money":
-                        values.append(parse_money(cell, digits) / 10**digits)
-                    else:
-                        values.append(float(cell))
-                        if not math.isfinite(values[-1]) or values[-1] < 0:
-                            raise UnitError("values must be finite and not negative")
-                except (UnitError, ValueError) as exc:
-                    col.add(where, f"{file} line {n}, column {column}: cannot read {cell!r} ({exc})")
-                    return None
-    except OSError as exc:
-        col.add(where, f"cannot read {file} beside the scenario: {exc.strerror}")
+    allowed = tuple(roots) if roots is not None else allowed_roots(base)
+    path = confined(base / file, allowed)
+    if path is None:
+        col.add(where, outside_message(file, allowed))
         return None
+    try:
+        text = read_text_bounded(path, MAX_CSV_BYTES, file)
+    except InputError as exc:
+        problem = exc.problems[0]
+        at = ""
+        if problem.line is not None and "UTF-8" in problem.message:
+            at = f" (line {problem.line}, column {problem.column})"
+        col.add(where, problem.message + at)
+        return None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not reader.fieldnames:
+            col.add(where, f"{file} is empty: it needs a header row and values")
+            return None
+        if column not in reader.fieldnames:
+            names = ", ".join(_cut(n) for n in reader.fieldnames[:50])
+            col.add((*loc, "column"), f"{file} has no column {column!r}; columns: {names}")
+            return None
+        values = []
+        for n, row in enumerate(reader, start=2):
+            cell = (row.get(column) or "").strip()
+            if cell == "":
+                continue
+            try:
+                if kind == "duration":
+                    values.append(parse_duration(_num_or_text(cell)))
+                elif kind == "money":
+                    values.append(parse_money(cell, digits) / 10**digits)
+                else:
+                    values.append(float(cell))
+                    if not math.isfinite(values[-1]) or values[-1] < 0:
+                        raise UnitError("values must be finite and not negative")
+                    if kind == "number" and values[-1] > MAX_NUMBER:
+                        raise UnitError(f"the largest supported is {MAX_NUMBER:,.0f}")
+            except (UnitError, ValueError) as exc:
+                col.add(where, f"{file} line {n}, column {column}: cannot read {_cut(cell)} ({exc})")
+                return None
     except csv.Error as exc:
         col.add(where, f"{file} is not a valid CSV file: {exc}")
         return None

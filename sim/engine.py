@@ -22,8 +22,17 @@ from typing import Any, Protocol
 import simpy
 from simpy.core import NORMAL, URGENT
 
-from .contract import MILESTONE_STATES, OUTCOMES, Action, Contract, Emitted, Milestone, apply
-from .ledger import KINDS, Ledger
+from .contract import (
+    MILESTONE_STATES,
+    OUTCOMES,
+    Action,
+    Contract,
+    Emitted,
+    Milestone,
+    apply,
+    timer_is_stale,
+)
+from .ledger import FLOWS, KINDS, Ledger
 from .policy import Policy
 from .scenario import ContractSpec
 
@@ -62,15 +71,68 @@ class _Due:
         self._value = None
 
 
-MILESTONE_STATE_CODES = {name: i for i, name in enumerate(MILESTONE_STATES)}
-OUTCOME_CODES = {name: i for i, name in enumerate(OUTCOMES)}
+class _TimerDue(_Due):
+    """A policy timer in the queue: which contract and action, so its staleness can be read."""
+
+    __slots__ = ("action", "cid")
+
+    def __init__(self, callback: Callable[[Any], None], cid: str, action: Action) -> None:
+        super().__init__(callback)
+        self.cid = cid
+        self.action = action
+
+
+#: the ``state`` column of the milestones table: a milestone's state, ``deleted`` for a deleted
+#: milestone, and ``credit`` for a contract's ``(credit)`` row
+ROW_STATES = (*MILESTONE_STATES, "deleted", "credit")
+#: the ``outcome`` column of the milestones table (see :func:`final_outcome`)
+ROW_OUTCOMES = (*OUTCOMES, "cancelled", "never_funded", "deleted", "credit")
+#: outcomes of milestones that did not close: still in flight, or that will never be funded
+NOT_CLOSED = ("open", "cancelled", "never_funded")
+MILESTONE_STATE_CODES = {name: i for i, name in enumerate(ROW_STATES)}
+OUTCOME_CODES = {name: i for i, name in enumerate(ROW_OUTCOMES)}
+#: the milestone id of a contract's row for money that no milestone holds (contract credit)
+CREDIT_ROW = "(credit)"
+
+
+def final_outcome(m: Milestone, c: Contract) -> str:
+    """A milestone's outcome for the milestones table, read at the end of the run.
+
+    A closed milestone keeps the outcome it closed with (``approved``, ``auto_approved``,
+    ``refunded``, ``auto_refunded``, ``resolved``). One that did not close is:
+
+    - ``open``: still in flight. It holds escrow or is in review (any state but ``planned``), or
+      it is planned in a contract that is ``offered`` or ``active`` and could still fund it;
+    - ``cancelled``: planned in a contract whose offer was declined, withdrawn or expired;
+    - ``never_funded``: planned in a contract that ``ended``, or that is still a ``draft`` (the
+      offer was never sent, or the policy rejected it).
+
+    A deleted milestone is ``deleted``.
+    """
+    if m.deleted:
+        return "deleted"
+    if m.outcome != "open" or m.state != "planned" or c.state in ("offered", "active"):
+        return m.outcome
+    if c.state in ("declined", "withdrawn", "expired"):
+        return "cancelled"
+    return "never_funded"
 
 
 class RetiredMilestones:
     """Milestones of finished contracts, column by column in compact arrays (streaming runs)."""
 
     FLOAT = ("due", "funded_at", "first_submitted_at", "closed_at")
-    INT = ("contract_index", "amount", "released", "refunded", "bonus", "change_requests", "submissions")
+    INT = (
+        "contract_index",
+        "amount",
+        "funded",
+        "released",
+        "refunded",
+        "bonus",
+        "fees",
+        "change_requests",
+        "submissions",
+    )
     CODE = ("state", "outcome", "late")
 
     def __init__(self) -> None:
@@ -84,11 +146,13 @@ class RetiredMilestones:
         return len(self.contract)
 
     def add(self, index: int, c: Contract) -> None:
-        """Keep the final state of every milestone of a finished contract."""
+        """Keep the final state of every milestone of a contract, deleted ones included.
+
+        Money that no milestone holds (contract credit refunded, or released in a dispute) goes in
+        one more row, milestone ``(credit)``, so that the table's flows add up to the ledger's.
+        """
         cols, nan = self.cols, math.nan
         for m in c.milestones:
-            if m.deleted:
-                continue
             self.contract.append(c.id)
             self.milestone.append(m.id)
             cols["contract_index"].append(index)
@@ -97,20 +161,67 @@ class RetiredMilestones:
             cols["funded_at"].append(nan if m.funded_at is None else m.funded_at)
             cols["first_submitted_at"].append(nan if m.first_submitted_at is None else m.first_submitted_at)
             cols["closed_at"].append(nan if m.closed_at is None else m.closed_at)
+            cols["funded"].append(m.funded)
             cols["released"].append(m.released)
             cols["refunded"].append(m.refunded)
             cols["bonus"].append(m.bonus)
+            cols["fees"].append(m.fees)
             cols["change_requests"].append(m.change_requests)
             cols["submissions"].append(m.submissions)
-            cols["state"].append(MILESTONE_STATE_CODES[m.state])
-            cols["outcome"].append(OUTCOME_CODES[m.outcome])
+            cols["state"].append(MILESTONE_STATE_CODES["deleted" if m.deleted else m.state])
+            cols["outcome"].append(OUTCOME_CODES[final_outcome(m, c)])
             late = (
                 m.due is not None and m.first_submitted_at is not None and m.first_submitted_at > m.due + 1e-9
             )
             cols["late"].append(late)
+        flows = c.credit_flows
+        if any(flows.values()):
+            self.contract.append(c.id)
+            self.milestone.append(CREDIT_ROW)
+            cols["contract_index"].append(index)
+            for name in ("amount", "change_requests", "submissions"):
+                cols[name].append(0)
+            for name in self.FLOAT:
+                cols[name].append(nan)
+            for name in ("funded", "released", "refunded", "bonus", "fees"):
+                cols[name].append(flows.get(name, 0))
+            cols["state"].append(MILESTONE_STATE_CODES["credit"])
+            cols["outcome"].append(OUTCOME_CODES["credit"])
+            cols["late"].append(False)
 
 
 FINISHED = frozenset({"withdrawn", "declined", "expired", "ended"})
+
+#: a contract may take at most this many actions at one simulated instant: more means its sampled
+#: behaviour loops without time passing (e.g. a review delay and a rework time both 0)
+MAX_ACTIONS_PER_INSTANT = 10_000
+#: with ``events="none"`` at most this many balance snapshots are taken over a horizon
+MAX_SNAPSHOTS = 10_000
+
+
+class NoProgress(RuntimeError):
+    """A contract kept acting at one instant: its behaviour loops without time passing.
+
+    ``actions`` counts the actions of the loop by name, so the caller (which knows the scenario
+    file) can say which behaviour loops.
+    """
+
+    def __init__(self, contract: str, time: float, actions: dict[str, int]) -> None:
+        names = ", ".join(f"{k} x{v}" for k, v in sorted(actions.items(), key=lambda kv: -kv[1]))
+        super().__init__(
+            f"contract {contract} took more than {MAX_ACTIONS_PER_INSTANT:,} actions at t={time:g}d "
+            f"without time passing ({names})"
+        )
+        self.contract = contract
+        self.time = time
+        self.actions = actions
+
+
+def snapshot_interval(until: float | None) -> float:
+    """Days between balance snapshots (``events="none"``): daily, or fewer over a long horizon."""
+    if until is None or until <= MAX_SNAPSHOTS:
+        return 1.0
+    return until / MAX_SNAPSHOTS
 
 
 class Behaviour(Protocol):
@@ -166,6 +277,18 @@ class Simulation:
         self.dispute_desk: Any = None  # population.DisputeDesk, created with the first dispute
         self.dispute_waits: list[float] = []
         self.dispute_queue: list[tuple[float, int]] = []
+        if balance_every and until is not None:  # at most MAX_SNAPSHOTS snapshots over the horizon
+            self.balance_every = max(balance_every, snapshot_interval(until))
+        # what is pending in SimPy's queue: policy timers and LATE entries (snapshots, ticks) are
+        # counted, so the run can tell when only stale timers are left (see ``_live_pending``)
+        self._timers = 0
+        self._late = 0
+        self._witness: _TimerDue | None = None  # a pending timer known to be live
+        self._burst_t = -1.0  # actions per contract at the current instant (NoProgress)
+        self._burst: dict[str, int] = {}
+        self._burst_names: dict[str, int] = {}
+        #: called with the NoProgress before it propagates (population turns it into an InputError)
+        self.on_no_progress: Callable[[NoProgress], None] | None = None
 
     # -------------------------------------------------------------------------- scheduling
 
@@ -174,6 +297,46 @@ class Simulation:
         env = self.env
         when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
         heappush(env._queue, (when, URGENT if urgent else NORMAL, next(env._eid), _Due(callback)))
+
+    def _timer(self, cid: str, delay: float, action: Action) -> None:
+        """Schedule a policy timer (URGENT: it fires before actions at the same instant)."""
+        env = self.env
+        when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
+
+        def fire(_ev: Any) -> None:
+            self._timers -= 1
+            self.act(cid, action)
+
+        self._timers += 1
+        heappush(env._queue, (when, URGENT, next(env._eid), _TimerDue(fire, cid, action)))
+
+    def _timer_live(self, due: _TimerDue) -> bool:
+        c = self.contracts.get(due.cid)
+        return c is not None and not timer_is_stale(c, due.action)
+
+    def _live_pending(self) -> bool:
+        """Is anything pending that could still change state or money?
+
+        Every queued entry counts except LATE ones (snapshots, progress ticks) and stale timers
+        (a timer whose generation was bumped by an action that beat it). The queue is scanned
+        only when it holds nothing but timers and LATE entries, and a live timer found then (the
+        latest one) is remembered until it fires or goes stale.
+        """
+        queue = self.env._queue
+        if len(queue) > self._timers + self._late:
+            return True
+        if not self._timers:
+            return False
+        w = self._witness
+        if w is not None and w.callbacks is not None and self._timer_live(w):
+            return True
+        best: _TimerDue | None = None
+        best_when = -math.inf
+        for when, _prio, _eid, due in queue:
+            if type(due) is _TimerDue and when > best_when and self._timer_live(due):
+                best, best_when = due, when
+        self._witness = best
+        return best is not None
 
     def add_contract(self, spec: ContractSpec, behaviour: Behaviour | None = None) -> Contract:
         """Open a contract and the accounts of its parties (balance 0 from the start)."""
@@ -211,6 +374,17 @@ class Simulation:
         if c is None:
             return False  # a retired contract: only stale timers and reactions can still arrive
         now = self.env._now
+        if now != self._burst_t:
+            self._burst_t = now
+            self._burst.clear()
+            self._burst_names.clear()
+        n = self._burst.get(cid, 0) + 1
+        self._burst[cid] = n
+        if n > MAX_ACTIONS_PER_INSTANT - 100:
+            names = self._burst_names
+            names[action.name] = names.get(action.name, 0) + 1
+            if n > MAX_ACTIONS_PER_INSTANT and cid in self.behaviours:  # a script is finite: no loop
+                raise NoProgress(cid, now, dict(names))
         if action.name == "funds_available":
             self.holds[cid] -= 1
         out = apply(self.policy, c, action, now)
@@ -231,7 +405,7 @@ class Simulation:
                         out.rule,
                         action.amount or 0,
                         out.message,
-                        m.state if m else "",
+                        ("deleted" if m.deleted else m.state) if m else "",
                         c.state,
                     )
                 )
@@ -241,7 +415,7 @@ class Simulation:
         for timer in out.timers:
             if timer.action.name == "funds_available":
                 self.holds[cid] = self.holds.get(cid, 0) + 1
-            self.at(timer.delay, lambda _e, a=timer.action: self.act(cid, a), urgent=True)
+            self._timer(cid, timer.delay, timer.action)
         behaviour = self.behaviours.get(cid)
         if behaviour is not None:
             for ev in out.events:
@@ -271,6 +445,15 @@ class Simulation:
         led = self.ledger
         for frm, to, flow, amount, mid in ev.postings:
             led.post(now, frm, to, flow, amount, c.id, mid)
+            # attribute every flow to a row of the milestones table (see RetiredMilestones.add)
+            m = c.by_id.get(mid) if mid else None
+            if m is None:
+                if flow in FLOWS:
+                    c.credit_flows[flow] = c.credit_flows.get(flow, 0) + amount
+            elif flow == "funded":
+                m.funded += amount
+            elif flow == "fees":
+                m.fees += amount
         if ev.postings:
             led.check()
             if c.escrow() != led.balances.get(c.escrow_account, 0):
@@ -290,7 +473,7 @@ class Simulation:
                     "",
                     ev.amount,
                     ev.message,
-                    m.state if m else "",
+                    ("deleted" if m.deleted else m.state) if m else "",
                     c.state,
                 )
             )
@@ -323,8 +506,8 @@ class Simulation:
         k = self.ledger.kinds
         self.rec.balances.append((self.env.now, *(k[name] for name in KINDS)))
         nxt = self.env.now + (self.balance_every or 1.0)
-        if self.until is None and not self.env._queue:
-            return  # nothing else is pending: the run is over
+        if not self._live_pending():
+            return  # nothing that could change a balance is pending: no more snapshots
         if self.until is None or nxt <= self.until:
             self._later(nxt - self.env.now, self._snapshot)
 
@@ -333,7 +516,7 @@ class Simulation:
 
         def tick(_ev: Any) -> None:
             callback()
-            if self.until is not None and self.env._now + 1.0 <= self.until:
+            if self.until is not None and self.env._now + 1.0 <= self.until and self._live_pending():
                 self._later(1.0, tick)
 
         self._later(1.0, tick)
@@ -341,23 +524,45 @@ class Simulation:
     def _later(self, delay: float, callback: Callable[[Any], None]) -> None:
         env = self.env
         when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
-        heappush(env._queue, (when, LATE, next(env._eid), _Due(callback)))
+
+        def fire(ev: Any) -> None:
+            self._late -= 1
+            callback(ev)
+
+        self._late += 1
+        heappush(env._queue, (when, LATE, next(env._eid), _Due(fire)))
 
     # -------------------------------------------------------------------------- running
 
     def run(self) -> float:
-        """Run to the horizon (events at exactly ``until`` included) or until nothing is pending."""
-        if not self.rec.keep_events and self.balance_every:
+        """Run until nothing is pending that could still change state or money, or to the horizon.
+
+        Events at exactly ``until`` are included. Stale timers (beaten by an action) and
+        snapshots do not keep the run going. The end is ``until`` when there is a horizon, else
+        the time of the last event that mattered. Raises NoProgress when a contract acts more
+        than MAX_ACTIONS_PER_INSTANT times at one instant.
+        """
+        every = self.balance_every if not self.rec.keep_events else None
+        if every:
             self._later(0, self._snapshot)
-        if self.until is None:
-            self.env.run()
-            end = self.env.now
-        else:
-            stop = simpy.Event(self.env)
-            stop._ok = True
-            stop._value = None
-            self.env.schedule(stop, LATE + 1, self.until)  # after the snapshot at the horizon
-            self.env.run(until=stop)
-            end = self.until
+        env, until = self.env, self.until
+        queue, step = env._queue, env.step
+        try:
+            while queue:
+                if until is not None and queue[0][0] > until:
+                    break
+                if len(queue) <= self._timers + self._late and not self._live_pending():
+                    break
+                step()
+        except NoProgress as exc:
+            if self.on_no_progress is not None:
+                self.on_no_progress(exc)
+            raise
+        end = until if until is not None else env._now
+        if every:  # the balances after the last event that mattered, and at the end
+            k, rows = self.ledger.kinds, self.rec.balances
+            for t in (env._now, end):
+                if not rows or rows[-1][0] < t:
+                    rows.append((t, *(k[name] for name in KINDS)))
         self._track_escrow(end)
         return end

@@ -212,10 +212,65 @@ def default_workers() -> int:
 
 
 def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C stops the parent, which then stops the pool cleanly."""
+    """Ctrl-C stops the parent, which then stops the pool cleanly."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+#: how often a worker checks that the process that started it is still alive (seconds)
+PARENT_POLL = 0.25
+
+
+def _parent_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else (the pid was reused): treat as gone
+        return False
+    if sys.platform.startswith("linux"):  # a zombie parent is a dead one
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in (b"Z", b"X")
+    return True
+
+
+def watch_parent(pid: int, poll: float = PARENT_POLL) -> None:
+    """Exit this worker at once when process ``pid`` (the caller that started the pool) dies.
+
+    On Linux the kernel is also asked to kill the worker when its own parent (the forkserver)
+    dies (``PR_SET_PDEATHSIG``); a daemon thread polls ``pid`` everywhere, since under forkserver
+    the caller is not the worker's parent.
+    """
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while True:
+            if not _parent_alive(pid):
+                os._exit(70)  # the parent is gone: nobody will read what this worker writes
+            time.sleep(poll)
+
+    threading.Thread(target=watch, name="milestone-sim-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent: int) -> None:
+    """Worker initializer: ignore Ctrl-C (the parent handles it) and die with the parent."""
+    _ignore_sigint()
+    watch_parent(parent)
 
 
 class LocalProcesses(Backend):
@@ -246,7 +301,9 @@ class LocalProcesses(Backend):
             import multiprocessing
 
             ctx = multiprocessing.get_context(self.start_method)
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=ctx, initializer=_ignore_sigint)
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def submit(self, fn: Callable[[Any], Any], arg: Any) -> Future:

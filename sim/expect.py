@@ -37,6 +37,68 @@ class CheckResult:
         return "\n".join(f"{self.where}: {p}" for p in self.problems)
 
 
+class CheckResults(list):
+    """The outcomes of a scenario's expectations: a list of CheckResult that reads well.
+
+    ``print(results)`` gives one line per expectation (``ok``/``FAIL``, file:line, what);
+    Jupyter shows a table; ``.ok`` is True when every expectation holds.
+    """
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self)
+
+    def _lines(self) -> list[str]:
+        lines = []
+        for c in self:
+            if c.ok:
+                lines.append(f"ok   {c.where}: {_what(c.expectation)}")
+            else:
+                lines.extend(f"FAIL {c.where}: {p}" for p in c.problems)
+        return lines
+
+    def __str__(self) -> str:
+        failed = sum(not c.ok for c in self)
+        head = f"{len(self) - failed} of {len(self)} expectations hold"
+        return "\n".join([head, *self._lines()])
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = []
+        for c in self:
+            what = "; ".join(c.problems) if not c.ok else _what(c.expectation)
+            color = "#1a7f37" if c.ok else "#c62828"
+            rows.append(
+                f"<tr><td style='color:{color}'>{'ok' if c.ok else 'FAIL'}</td>"
+                f"<td>{html.escape(c.where)}</td><td>{html.escape(what)}</td></tr>"
+            )
+        failed = sum(not c.ok for c in self)
+        return (
+            f"<table><caption>{len(self) - failed} of {len(self)} expectations hold</caption>"
+            "<tr><th></th><th>where</th><th>what</th></tr>" + "".join(rows) + "</table>"
+        )
+
+
+def _what(exp: Expectation) -> str:
+    """A short description of an expectation: ``state at 19d: milestones, balances``."""
+    spec = exp.spec
+    if exp.kind == "state":
+        keys = [k for k in ("milestones", "contracts", "balances", "totals") if spec.get(k)]
+        return f"state {_when(spec['at'])}: {', '.join(keys)}"
+    parts = []
+    for key, value in spec.items():
+        if key == "at":
+            value = format_duration(value)
+        elif key == "amount":
+            value = f"{value} (minor units)"
+        parts.append(f"{key}={value}")
+    return f"{exp.kind} {', '.join(parts)}"
+
+
 def _when(at: float | str) -> str:
     return "at the end" if at == "end" else f"at {format_duration(float(at))}"
 

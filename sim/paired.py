@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .batch import check_counts
 from .executors import Backend
+from .outdir import prepare_in_place
 from .results import KPI_NAMES
 from .scenario import Scenario
 from .sweeps import (
@@ -27,13 +29,18 @@ from .sweeps import (
     _base,
     _check_kpis,
     _fmt,
+    _literal,
     _runs_frame,
+    _write_figure,
     _write_table,
+    _write_text,
     _yerr,
     _zip,
     factor_kind,
     fingerprint,
+    prepare_out,
     run_variants,
+    same_inputs,
     with_factors,
 )
 from .yamlio import InputError, Problem
@@ -83,10 +90,13 @@ class CompareResult:
         """A matplotlib Figure: relative differences (B − A, % of A) with paired 95% intervals."""
         return plot_compare(self)
 
-    def write(self, out: str | Path, charts: bool = True) -> Path:
-        """compare.parquet/.csv (differences), runs.parquet/.csv, compare.json, compare.png."""
+    def write(self, out: str | Path, charts: bool = True, force: bool = False) -> Path:
+        """compare.parquet/.csv (differences), runs.parquet/.csv, compare.json, compare.png.
+
+        ``out`` must be new, empty or made by this tool (``force=True`` takes another folder).
+        """
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_in_place(out, force=force, source="<out>")
         _write_table(self.diff, out / "compare")
         _write_table(self.runs, out / "runs")
         manifest = {
@@ -98,12 +108,14 @@ class CompareResult:
             "b": {"label": self.b.label, "policy": self.b.scenario.policy.resolved()},
             "significant": self.significant,
         }
-        (out / "compare.json").write_text(
-            json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8"
-        )
+        _write_text(out / "compare.json", json.dumps(manifest, indent=2, default=str) + "\n")
         if charts:
-            self.plot().savefig(out / "compare.png", dpi=110)
+            _write_figure(self.plot(), out / "compare.png")
         return out
+
+
+#: differences smaller than this share of a KPI's scale are float noise, counted as zero
+NOISE = 1e-9
 
 
 def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +128,9 @@ def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     for name in KPI_NAMES:
         pair = pd.DataFrame({"a": a[name], "b": b[name]}).dropna()
         n = len(pair)
-        d = (pair["b"] - pair["a"]).to_numpy(dtype=float)
+        d = (pair["b"] - pair["a"]).to_numpy(dtype=float, copy=True)
+        scale = float(max(pair["a"].abs().max(), pair["b"].abs().max())) if n else 0.0
+        d[np.abs(d) < NOISE * scale] = 0.0  # float noise of sums taken in another order is no difference
         row = {
             "kpi": name,
             "a_mean": float(pair["a"].mean()) if n else math.nan,
@@ -129,7 +143,9 @@ def paired_differences(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
             "significant": False,
             "n": n,
         }
-        if n and row["a_mean"] != 0:
+        if n and abs(row["diff"]) < NOISE * scale:
+            row["diff"] = 0.0
+        if n and abs(row["a_mean"]) > NOISE * scale:
             row["rel_diff"] = row["diff"] / abs(row["a_mean"])
         if n >= 2:
             sd = float(d.std(ddof=1))
@@ -172,16 +188,18 @@ def compare(
     charts: bool = True,
     progress: bool | None = None,
     sources: tuple[str, str] = ("<compare A>", "<compare B>"),
+    force: bool = False,
 ) -> CompareResult:
     """Play variants A and B on the same seeds and test each KPI's paired difference (B − A).
 
     ``a``/``b`` are a policy pack name or path, or a mapping of factors (``{"review.window":
     "3d"}``, may include ``"policy"``); None means the scenario as written. A difference is
-    significant when its 95% paired t-interval excludes zero.
+    significant when its 95% paired t-interval excludes zero. A and B must differ (in policy,
+    population or horizon): comparing a variant with itself is refused.
     """
     base = _base(scenario, overrides)
     problems: list[Problem] = []
-    sides = []
+    sides: list[Variant] = []
     for i, (spec, src) in enumerate(_zip((a, b), sources)):
         values = _side(spec)
         try:
@@ -193,9 +211,23 @@ def compare(
             problems.extend(replace(p, file=src) if p.file == GRID_SOURCE else p for p in exc.problems)
     if problems:
         raise InputError(problems)
+    if same_inputs(sides[0].scenario, sides[1].scenario):
+        what = "A and B are the same" if (a or b) else "A and B are both the scenario as written"
+        raise InputError(
+            [
+                Problem(
+                    "<arguments>" if sources[0] == "<compare A>" else "<command line>",
+                    None,
+                    None,
+                    f"compare needs a difference between A and B ({what}): give --policy or "
+                    "--set-a/--set-b (in Python: a= and b=)",
+                )
+            ]
+        )
     seed = base.seed if seed is None else seed
     reps = base.replications if replications is None else replications
-    outdir = None if out is None else Path(out)
+    check_counts(reps, seed)
+    outdir = None if out is None else prepare_out(out, force)
     outcomes, parts = run_variants(
         sides,
         replications=reps,
@@ -213,27 +245,50 @@ def compare(
     diff = paired_differences(runs[runs["side"] == "A"], runs[runs["side"] == "B"])
     result = CompareResult(runs, diff, sides[0], sides[1], seed, reps, outdir, parts)
     if outdir is not None:
-        result.write(outdir, charts)
+        result.write(outdir, charts, force=True)
     return result
 
 
 def plot_compare(result: CompareResult) -> Any:
-    """Horizontal bars: B − A as a share of A per KPI, whiskers for the paired 95% interval."""
+    """Horizontal bars per KPI, whiskers for the paired 95% interval.
+
+    Left: B − A as a share of A, for the KPIs where A is not zero. Right (when there are any):
+    the absolute difference B − A for the KPIs where A is zero, where a share means nothing.
+    Differences below a billionth of the KPI's scale are drawn as zero.
+    """
     from matplotlib.figure import Figure
 
-    d = result.diff[result.diff["rel_diff"].notna()]
-    fig = Figure(figsize=(7.5, 0.32 * max(len(d), 4) + 1.2), layout="constrained")
-    ax = fig.subplots()
-    scale = d["a_mean"].abs().to_numpy()
-    rel = 100 * d["rel_diff"].to_numpy()
-    lo = 100 * d["ci_low"].to_numpy() / scale
-    hi = 100 * d["ci_high"].to_numpy() / scale
-    colors = ["tab:red" if s else "tab:gray" for s in d["significant"]]
-    y = np.arange(len(d))
-    ax.barh(y, rel, color=colors, xerr=_yerr(rel, lo, hi), capsize=2)
-    ax.set_yticks(y, list(d["kpi"]), fontsize=7)
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.invert_yaxis()
-    ax.set_xlabel("B − A, % of A (red: significant at 95%)", fontsize=8)
-    ax.set_title(f"A: {result.a.label}\nB: {result.b.label}", fontsize=8)
+    d = result.diff[result.diff["n"] > 0]
+    rel = d[d["rel_diff"].notna()]
+    ab = d[d["rel_diff"].isna() & d["diff"].notna()]
+    panels = [("rel", rel)] + ([("abs", ab)] if len(ab) else [])
+    rows = max(len(rel), len(ab), 4)
+    fig = Figure(figsize=(7.5 if len(panels) == 1 else 11, 0.32 * rows + 1.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (kind, part) in _zip(axes, panels):
+        scale = np.maximum(part["a_mean"].abs().to_numpy(), part["b_mean"].abs().to_numpy())
+        mid = _denoise(part["diff"].to_numpy(dtype=float), scale)
+        lo = _denoise(part["ci_low"].to_numpy(dtype=float), scale)
+        hi = _denoise(part["ci_high"].to_numpy(dtype=float), scale)
+        if kind == "rel":
+            base = part["a_mean"].abs().to_numpy()
+            mid, lo, hi = 100 * mid / base, 100 * lo / base, 100 * hi / base
+        colors = ["tab:red" if s else "tab:gray" for s in part["significant"]]
+        y = np.arange(len(part))
+        ax.barh(y, mid, color=colors, xerr=_yerr(mid, lo, hi), capsize=2)
+        ax.set_yticks(y, list(part["kpi"]), fontsize=7)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.invert_yaxis()
+        if not np.any(np.nan_to_num(np.abs(np.concatenate([mid, lo, hi])))):
+            ax.set_xlim(-1, 1)  # nothing moved: a readable axis, not one scaled to float noise
+        label = "B − A, % of A" if kind == "rel" else "B − A where A is 0 (KPI units)"
+        ax.set_xlabel(f"{label} (red: significant at 95%)", fontsize=8)
+    fig.suptitle(_literal(f"A: {result.a.label}\nB: {result.b.label}"), fontsize=8)
     return fig
+
+
+def _denoise(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Values smaller than a billionth of their KPI's scale as zero (NaN stays NaN)."""
+    out = x.copy()
+    out[np.abs(out) < NOISE * scale] = 0.0
+    return out

@@ -13,10 +13,13 @@ Conventions:
   label the axis with the currency (large amounts get a ``k``/``M`` suffix on the ticks).
 - Charts of one replication (balances, flows, timeline, Sankey) take ``replication=0`` by default
   and say so in the title when there are several; outcomes and time to payment use all of them.
+- Every text is shown literally: a scenario title, contract or milestone id, party name or label
+  with ``$`` is never read as TeX (every Text of a chart has ``parse_math=False``).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Callable, Iterable
@@ -27,6 +30,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .units import format_duration
@@ -47,6 +51,12 @@ OUTCOMES = {
     "refunded": "refunded",
     "auto_refunded": "auto-refunded\n(no answer)",
     "resolved": "resolved by\nthe platform",
+}
+#: Outcomes of milestones that did not close (see ``engine.final_outcome``), as the outcome chart names them.
+NOT_CLOSED = {
+    "open": "still open (in flight)",
+    "cancelled": "cancelled (offer declined, withdrawn or expired)",
+    "never_funded": "never funded (contract ended or never offered)",
 }
 
 #: Milestone and contract phases drawn as bars on the timeline.
@@ -134,6 +144,28 @@ def _figure(size: tuple[float, float] = WIDE) -> Figure:
     return ChartFigure(figsize=size, dpi=110, layout="constrained")
 
 
+def literal_text(fig: Figure) -> Figure:
+    """Show every text of ``fig`` literally: no ``$...$`` mathtext in titles, ids or labels.
+
+    Tick labels are created before they are switched off, so that fixed labels (ids on the
+    timeline) keep the setting when the figure is drawn.
+    """
+    for ax in fig.axes:
+        ax.get_xticklabels()
+        ax.get_yticklabels()
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
+    return fig
+
+
+def _literal(chart: Callable[..., Figure]) -> Callable[..., Figure]:
+    @functools.wraps(chart)
+    def draw(*args: Any, **kwargs: Any) -> Figure:
+        return literal_text(chart(*args, **kwargs))
+
+    return draw
+
+
 def money_text(cents: int, digits: int) -> str:
     """Exact money with thousands separators: 525889753 -> '5,258,897.53'."""
     sign = "-" if cents < 0 else ""
@@ -218,6 +250,7 @@ def t_interval(values: np.ndarray) -> tuple[float, float, float]:
 # ------------------------------------------------------------------------------ balances, flows
 
 
+@_literal
 def balances(result: Result, replication: int = 0) -> Figure:
     """Money held in escrow over time (top) and cumulative money paid out (bottom).
 
@@ -279,6 +312,7 @@ def balances(result: Result, replication: int = 0) -> Figure:
     return fig
 
 
+@_literal
 def flows(result: Result, replication: int = 0) -> Figure:
     """Cumulative flows between accounts (funded, released, bonus, refunded, fees) over time.
 
@@ -335,6 +369,7 @@ def _segments(rows: pd.DataFrame, end: float) -> list[tuple[float, float, str]]:
     return out
 
 
+@_literal
 def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | None = None) -> Figure:
     """One row per contract and milestone: phases as bars, events as markers, timers as brackets.
 
@@ -365,7 +400,7 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     rows: list[tuple[str, str, str]] = []  # (contract, milestone, label)
     for cid in chosen:
         rows.append((cid, "", f"contract {cid}"))
-        mids = list(ms.loc[ms["contract"] == cid, "milestone"])
+        mids = list(ms.loc[(ms["contract"] == cid) & (ms["state"] != "credit"), "milestone"])
         extra = states[(states["contract"] == cid) & (states["milestone"] != "")]["milestone"]
         mids += [m for m in dict.fromkeys(extra) if m not in mids]
         for mid in mids:
@@ -390,7 +425,8 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
                 windows.append((index[(cid, mid)], start, stop, start + review, "review"))
             elif state == "refund_requested":
                 windows.append((index[(cid, mid)], start, stop, start + refund, "refund"))
-    x_max = max([horizon, *(w[3] for w in windows)]) if windows else horizon
+    # the axis ends with the run; a timer still running at the end (not a stopped one) may reach past it
+    x_max = max([horizon, *(w[3] for w in windows if w[2] >= w[3])]) if windows else horizon
     x_max = max(x_max, 1.0)
     # timers stack in levels under their row when they overlap; rows make room for them
     levels: list[int] = []
@@ -405,12 +441,16 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     # events: a marker each; one label per (row, time), labels stacked where they would overlap
     marks: list[tuple[int, float, bool, str]] = []
     labels: dict[tuple[int, float], list[str]] = {}
+    paid = _client_paid(rt.ledger, chosen)
     for row in events[ev_mask].itertuples(index=False):
         i = index.get((row.contract, row.milestone), index[(row.contract, "")])
         t = float(row.time)
         rejected = row.outcome == "rejected"
         marks.append((i, t, rejected, row.actor))
         text = f"{row.action} ✕ {row.rule}" if rejected else row.action
+        out = 0 if rejected else paid.pop((row.contract, row.milestone, t), 0)
+        if out and (out != row.amount or row.action != "fund"):  # fees, credit reused, bonuses
+            text += f" ({'paid' if row.action == 'fund' else 'client paid'} {money_text(out, d)})"
         here = labels.setdefault((i, t), [])
         if text not in here:
             here.append(text)
@@ -494,9 +534,10 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
         live = min(stopped, ends)
         ax.plot([start, live], [yy, yy], ls="--", lw=1.3, color=color, gid=f"window:{kind}")
         ax.plot([start, start], [yy - 0.05, yy + 0.05], lw=1.2, color=color)
-        if live < ends:
-            ax.plot([live, ends], [yy, yy], ls=":", lw=1.0, color=color, alpha=0.45)
-            ax.plot([ends, ends], [yy - 0.05, yy + 0.05], lw=1.2, color=color, alpha=0.45)
+        if live < ends:  # stopped: drawn faint up to where it would have ended, within the run
+            ax.plot([live, min(ends, x_max)], [yy, yy], ls=":", lw=1.0, color=color, alpha=0.45)
+            if ends <= x_max:
+                ax.plot([ends, ends], [yy - 0.05, yy + 0.05], lw=1.2, color=color, alpha=0.45)
         else:
             ax.plot([ends, ends], [yy - 0.07, yy + 0.07], lw=1.8, color=color)
         span = format_duration(ends - start)
@@ -560,6 +601,15 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     return fig
 
 
+def _client_paid(ledger: pd.DataFrame, contracts: list[str]) -> dict[tuple[str, str, float], int]:
+    """What clients paid (fundings, bonuses, client fees) per (contract, milestone, time)."""
+    if ledger.empty:
+        return {}
+    rows = ledger[ledger["from_account"].str.startswith("client:") & ledger["contract"].isin(contracts)]
+    sums = rows.groupby(["contract", "milestone", "time"], sort=False)["amount"].sum()
+    return {(c, m, float(t)): int(v) for (c, m, t), v in sums.items()}
+
+
 # ------------------------------------------------------------------------------ distributions
 
 
@@ -574,6 +624,7 @@ def payment_times(result: Result) -> pd.DataFrame:
 SMALL_N = 20  # below this many paid milestones, one bar per milestone reads better than a histogram
 
 
+@_literal
 def time_to_payment(result: Result) -> Figure:
     """Days from first submission to release, split by who released, the review window marked.
 
@@ -681,7 +732,7 @@ def outcome_shares(result: Result) -> pd.DataFrame:
     """Share of closed milestones per outcome: mean and 95% interval over replications, and counts."""
     ms = result.milestones
     reps = ms["replication"] if "replication" in ms.columns else pd.Series(0, index=ms.index)
-    closed = ms[ms["outcome"] != "open"]
+    closed = ms[ms["outcome"].isin(list(OUTCOMES))]
     counts = pd.crosstab(reps[closed.index], closed["outcome"]).reindex(
         index=sorted(set(reps)), columns=list(OUTCOMES), fill_value=0
     )
@@ -704,6 +755,7 @@ def outcome_shares(result: Result) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("outcome")
 
 
+@_literal
 def outcomes(result: Result) -> Figure:
     """Outcome mix of closed milestones (share), with 95% intervals across replications."""
     table = outcome_shares(result)
@@ -735,13 +787,14 @@ def outcomes(result: Result) -> Figure:
     ax.set_ylabel("Share of closed milestones (%)")
     ax.set_xlabel("Outcome")
     ax.grid(True, axis="y", alpha=0.3)
-    open_n = int((result.milestones["outcome"] == "open").sum())
     note = f"{total:,} closed milestone{'s' if total != 1 else ''}"
     if reps > 1:
         note += f" over {reps} replications, bars: mean, whiskers: 95% interval"
-    if open_n:
-        note += f"; {open_n:,} still open not counted"
+    counts = result.milestones["outcome"].value_counts()
+    others = [f"{int(counts[k]):,} {label}" for k, label in NOT_CLOSED.items() if counts.get(k, 0)]
     ax.set_title(f"Outcome mix\n{note}", fontsize=11)
+    if others:  # milestones that did not close, by why: a footnote under the chart
+        fig.supxlabel("Not closed, not counted: " + " · ".join(others), fontsize=8.5, color="#444444")
     return fig
 
 
@@ -792,6 +845,7 @@ def money_flows(result: Result, replication: int = 0) -> dict[str, dict[str, int
     }
 
 
+@_literal
 def sankey(result: Result, replication: int = 0) -> Figure:
     """A Sankey diagram of where the clients' money went (matplotlib.sankey), amounts labelled.
 
@@ -873,6 +927,7 @@ def sankey(result: Result, replication: int = 0) -> Figure:
 # ------------------------------------------------------------------------------ disputes
 
 
+@_literal
 def dispute_queue(result: Result) -> Figure:
     """Disputes waiting for a platform agent over time, one line per replication."""
     queues = [
@@ -946,7 +1001,7 @@ def applicable(result: Result) -> list[str]:
         out.append("timeline")
     if not payment_times(result).empty:
         out.append("time_to_payment")
-    if (result.milestones["outcome"] != "open").any():
+    if result.milestones["outcome"].isin(list(OUTCOMES)).any():
         out.append("outcomes")
     try:
         if sum(money_flows(result)["in"].values()) > 0:

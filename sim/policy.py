@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,7 +37,7 @@ from .units import (
     parse_duration,
     parse_money,
 )
-from .yamlio import Doc, InputError, Loc, Problem, dotted, load_file
+from .yamlio import Doc, InputError, Loc, Problem, allowed_roots, confined, dotted, load_file, outside_message
 
 #: Rule ids a rejected action is recorded with (FORMAT.md section 2).
 RULE_IDS = (
@@ -237,14 +238,39 @@ def builtin_packs() -> dict[str, Path]:
     return {p.stem: p for p in sorted(builtin_dir().glob("*.yaml"))}
 
 
+def _is_name(ref: str) -> bool:
+    return "/" not in ref and "\\" not in ref and not ref.endswith((".yaml", ".yml"))
+
+
 def resolve_pack(ref: str, base: Path | None = None) -> Path | None:
     """Find a pack by name (``upwork``) or by path (relative to ``base``)."""
-    if "/" not in ref and "\\" not in ref and not ref.endswith((".yaml", ".yml")):
+    if _is_name(ref):
         return builtin_packs().get(ref)
     path = Path(ref)
     if not path.is_absolute() and base is not None:
         path = base / path
     return path if path.exists() else None
+
+
+def _in_builtin(path: Path) -> bool:
+    """True if ``path`` (symlinks resolved) is a file of the built-in packs' folder."""
+    return confined(path, (builtin_dir().resolve(),)) is not None
+
+
+def _pack_path(ref: str, base: Path, roots: tuple[Path, ...]) -> tuple[Path | None, str | None]:
+    """A pack named by ``ref`` (a built-in name, or a path relative to ``base`` that must lie inside
+    ``roots``), or None and the reason."""
+    if _is_name(ref):
+        found = builtin_packs().get(ref)
+        return found, None if found else _unknown_pack_message(ref)
+    path = Path(ref)
+    if not path.is_absolute():
+        path = base / path
+    if confined(path, roots) is None:
+        return None, outside_message(ref, roots)
+    if not path.exists():
+        return None, _unknown_pack_message(ref)
+    return path, None
 
 
 class _Sourced:
@@ -300,7 +326,7 @@ class _Sourced:
 Override = tuple[str, Any, Doc | None, Loc]
 
 
-def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...]) -> None:
+def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...], roots: tuple[Path, ...]) -> None:
     doc = load_file(path)
     if not isinstance(doc.data, dict):
         raise InputError([doc.problem((), "a policy file must be a mapping of keys")])
@@ -308,12 +334,14 @@ def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...]) -> None:
     if parent is not None:
         if not isinstance(parent, str):
             raise InputError([doc.problem(("extends",), "extends must be a pack name or path")])
-        parent_path = resolve_pack(parent, path.parent)
+        # a built-in pack extends built-in packs only; any other pack stays inside the allowed folders
+        inner = (builtin_dir().resolve(),) if _in_builtin(path) else roots
+        parent_path, why = _pack_path(parent, path.parent, inner)
         if parent_path is None:
-            raise InputError([doc.problem(("extends",), _unknown_pack_message(parent))])
+            raise InputError([doc.problem(("extends",), why or _unknown_pack_message(parent))])
         if parent_path.resolve() in seen:
             raise InputError([doc.problem(("extends",), f"extends cycle through {parent!r}")])
-        _load_chain(parent_path, sourced, (*seen, parent_path.resolve()))
+        _load_chain(parent_path, sourced, (*seen, parent_path.resolve()), inner)
     sourced.overlay(doc, doc.data)
 
 
@@ -329,20 +357,33 @@ def load_policy(
     base: Path | None = None,
     ref_doc: Doc | None = None,
     ref_loc: Loc = (),
+    allow: Sequence[str | Path] = (),
 ) -> Policy:
     """Load a pack by name or path, apply dotted overrides, and validate it.
 
     ``overrides`` are ``(dotted_key, value, doc, loc)``: the document and location the override
     was written at (``None`` for the command line), so errors point there.
+
+    Files are confined: a pack named from a scenario (``base`` is the scenario's folder) must lie
+    in that folder or below, or in a folder of ``allow`` or of MILESTONE_SIM_ALLOW_PATHS; a pack
+    file loaded directly (no ``base``) may extend packs of its own folder tree only; a built-in
+    pack extends built-in packs. Symlinks are resolved before the check.
     """
-    path = resolve_pack(str(ref), base)
-    if path is None:
-        message = _unknown_pack_message(str(ref))
+    ref = str(ref)
+    if base is None and not _is_name(ref):
+        path: Path | None = Path(ref)
+        message = None if Path(ref).exists() else _unknown_pack_message(ref)
+        roots = allowed_roots(Path(ref).absolute().parent, allow=allow)
+    else:
+        roots = allowed_roots(base if base is not None else Path.cwd(), allow=allow)
+        path, message = _pack_path(ref, base if base is not None else Path.cwd(), roots)
+    if path is None or message is not None:
+        message = message or _unknown_pack_message(ref)
         if ref_doc is not None:
             raise InputError([ref_doc.problem(ref_loc, message)])
         raise InputError([Problem("<command line>", None, None, message)])
     sourced = _Sourced()
-    _load_chain(path, sourced, (path.resolve(),))
+    _load_chain(path, sourced, (path.resolve(),), roots)
     problems: list[Problem] = []
     for key, value, doc, loc in overrides or []:
         parts = tuple(key.split("."))

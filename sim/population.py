@@ -23,8 +23,11 @@ import simpy
 
 from .contract import Action, Contract, Emitted
 from .distributions import pick
+from .engine import NoProgress
 from .sampling import Population
 from .scenario import ContractSpec, MilestoneSpec
+from .units import MAX_MINOR
+from .yamlio import InputError, Problem
 
 if TYPE_CHECKING:
     from .engine import Simulation
@@ -152,7 +155,21 @@ class SampledContract:
             sim.act(cid, Action("client", "approve", mid, amount=amount))
         elif choice == "bonus":
             frac = max(self.pop.bonus_fraction.draw(self.rng), 0.0)
-            sim.act(cid, Action("client", "approve", mid, amount=m.escrowed + round(m.escrowed * frac)))
+            amount = m.escrowed + round(m.escrowed * frac)
+            if amount > MAX_MINOR:  # a huge fraction of a huge milestone: bad input, not an overflow
+                raise InputError(
+                    [
+                        Problem(
+                            self.pop.amount_where.file if self.pop.amount_where else "<population>",
+                            None,
+                            None,
+                            f"a sampled bonus makes a release of {amount:,} minor units on {cid}/{mid}, "
+                            f"above the largest supported amount ({MAX_MINOR:,} minor units)",
+                            "population.client.review.bonus_fraction",
+                        )
+                    ]
+                )
+            sim.act(cid, Action("client", "approve", mid, amount=amount))
         elif choice == "refund":  # the client ends the contract and asks for the escrow back
             sim.act(cid, _END)
             sim.act(cid, _REQUEST_REFUND)
@@ -194,6 +211,31 @@ def _no_request(c: Contract) -> bool:
 
 def _refund_pending(gen: int) -> Any:
     return lambda c: c.refund_request is not None and not c.refund_request.disputed and c.refund_gen == gen
+
+
+def no_progress_error(scenario: Scenario, exc: NoProgress) -> InputError:
+    """The InputError for a population whose behaviour loops without time passing.
+
+    The engine stops a contract that takes more than ``MAX_ACTIONS_PER_INSTANT`` actions at one
+    instant; this names the behaviour that loops, from the actions it kept taking.
+    """
+    when = f"{exc.time:g}d"
+    if "request_changes" in exc.actions:
+        message = (
+            "population: the client's review delay and the freelancer's rework are both 0 and the "
+            "client asks for changes (client.review.decision: request_changes), so contract "
+            f"{exc.contract} is submitted and sent back forever at t = {when} without time passing; "
+            "give client.review.delay or freelancer.rework a positive duration, or set the "
+            "policy's review.max_change_requests"
+        )
+    else:
+        names = ", ".join(sorted(exc.actions))
+        message = (
+            f"population: the sampled behaviour of contract {exc.contract} loops without time "
+            f"passing at t = {when} (it keeps taking {names}); give the delays of these actions "
+            "a positive duration"
+        )
+    return InputError([Problem(str(scenario.path), None, None, message)])
 
 
 class _DisputeDesk:
@@ -279,24 +321,63 @@ def _milestone_id(j: int) -> str:
 
 
 def sample_contract(pop: Population, index: int, rng: np.random.Generator, digits: int) -> ContractSpec:
-    """A contract's structure: its parties, number of milestones and their amounts."""
-    n = int(pop.ms_count.draw(rng))
-    n = max(n, pop.ms_count_min)
+    """A contract's structure: its parties, number of milestones and their amounts.
+
+    A sampled count above MAX_MILESTONES_PER_CONTRACT (without a ``maximum``) or an amount above
+    the largest supported amount is bad input: an InputError naming where the distribution was
+    written, raised before anything is written.
+    """
+    from . import yamlio
+    from .sampling import MAX_MILESTONES_PER_CONTRACT
+    from .units import MAX_MINOR
+
+    def _sampled_error(where: yamlio.Problem | None, key: str, message: str) -> yamlio.InputError:
+        if where is None:
+            return yamlio.InputError([yamlio.Problem("<population>", None, None, message, key)])
+        return yamlio.InputError([yamlio.Problem(where.file, where.line, where.column, message, key)])
+
+    drawn = pop.ms_count.draw(rng)
+    if pop.ms_count_max is None and not drawn <= MAX_MILESTONES_PER_CONTRACT:
+        raise _sampled_error(
+            pop.count_where,
+            "population.milestones.count",
+            f"{pop.ms_count.describe()} gave {drawn:.4g} milestones for contract c{index + 1}; a contract "
+            f"has at most {MAX_MILESTONES_PER_CONTRACT:,} (give the count a maximum, or a smaller mean)",
+        )
+    n = max(int(min(drawn, MAX_MILESTONES_PER_CONTRACT)), pop.ms_count_min)
     if pop.ms_count_max is not None:
         n = min(n, pop.ms_count_max)
     scale = 10**digits
-    milestones = tuple(
-        MilestoneSpec(_milestone_id(j), max(1, round(pop.ms_amount.draw(rng) * scale)), None)
-        for j in range(n)
-    )
+    amounts = []
+    for _ in range(n):
+        value = pop.ms_amount.draw(rng) * scale
+        if not value <= MAX_MINOR:  # also NaN and infinity
+            raise _sampled_error(
+                pop.amount_where,
+                "population.milestones.amount",
+                f"{pop.ms_amount.describe()} gave {value / scale:.4g} for a milestone of contract "
+                f"c{index + 1}, above the largest supported amount ({MAX_MINOR // scale:,}); "
+                "use a distribution with a thinner upper tail (e.g. a smaller sigma)",
+            )
+        amounts.append(max(1, round(value)))
+    milestones = tuple(MilestoneSpec(_milestone_id(j), amount, None) for j, amount in enumerate(amounts))
     client = f"k{int(rng.integers(pop.clients)) + 1}" if pop.clients else f"k{index + 1}"
     freelancer = f"f{int(rng.integers(pop.freelancers)) + 1}" if pop.freelancers else f"f{index + 1}"
     return ContractSpec(f"c{index + 1}", client, freelancer, milestones, ())
 
 
 def populate(sim: Simulation, scenario: Scenario, replication: int, seed: int) -> None:
-    """Schedule the arrivals of one replication; each arrival opens and offers a contract."""
+    """Schedule the arrivals of one replication; each arrival opens and offers a contract.
+
+    A behaviour that loops without time passing stops the run with an InputError
+    (:func:`no_progress_error`).
+    """
     pop: Population = scenario.population
+
+    def explain(exc: NoProgress) -> None:
+        raise no_progress_error(scenario, exc) from exc
+
+    sim.on_no_progress = explain
     until = scenario.until or 0.0
     times = arrival_times(pop, until, seed, replication)
     digits = scenario.policy.digits

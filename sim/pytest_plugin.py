@@ -22,9 +22,11 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     """Collect ``*.yaml``/``*.yml`` files that declare a scenario with expectations."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    try:
-        head = file_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    from .yamlio import MAX_BYTES, InputError, read_text_bounded
+
+    try:  # bounded, regular files only: a FIFO or device named *.yaml is not read (nor collected)
+        head = read_text_bounded(file_path, MAX_BYTES, "file")
+    except InputError:
         return None
     if _EXPECT.search(head) and _SCENARIO.search(head):
         return ScenarioFile.from_parent(parent, path=file_path)

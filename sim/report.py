@@ -63,7 +63,10 @@ CHART_CAPTIONS = {
     "review and refund windows as brackets (dotted where a timer was stopped before it ran out).",
     "time_to_payment": "Days from a milestone's first submission to its release; the dashed line is the "
     "review window after which a silent client's milestone is released automatically.",
-    "outcomes": "How closed milestones ended; with replications, whiskers are 95% intervals of the share.",
+    "outcomes": (
+        "How closed milestones ended; with replications, whiskers are 95% intervals of the share. "
+        "The footnote counts milestones that did not close: open (in flight), cancelled, never funded."
+    ),
     "sankey": "Where the clients' money went: what they paid on the left; what freelancers received net "
     "of fees, platform fees, refunds and what is still held in escrow on the right.",
     "dispute_queue": "Disputes waiting for a platform agent (the team is a capacity-limited queue).",
@@ -159,7 +162,7 @@ def _scenario_section(result: Result) -> str:
         ("Replications", _e(len(result.runs))),
         (
             "Event log",
-            "full" if result.events_mode == "full" else "none (aggregates and daily balances only)",
+            "full" if result.events_requested == "full" else "none (aggregates and daily balances only)",
         ),
         ("Start (t = 0)", _e(sc.start.isoformat()) if sc.start else "not set: times are days since t = 0"),
         ("Horizon", _e(format_duration(sc.until)) if sc.until is not None else "until nothing is pending"),

@@ -2,6 +2,19 @@
 
 Money columns hold integer minor units (int64) in every DataFrame, so sums stay exact; CSV files
 show them as plain decimals ("500.00") and KPIs report them in major units.
+
+The milestones table adds up to the ledger: each of its money columns ``funded``, ``released``,
+``bonus``, ``refunded`` and ``fees`` sums, over all rows, to that flow's total (``totals``), to
+the cent. A row is a milestone (deleted ones included, with state and outcome ``deleted``); its
+flows are the postings that name it. Postings that name no milestone are contract credit: the
+credit refunded to the client (a contract-level refund, an offer refund) or released to the
+freelancer by a dispute decision. They go in one extra row per contract, milestone ``(credit)``,
+state and outcome ``credit``, amount 0, present only when such money moved. The KPI
+``milestones`` counts neither deleted nor ``(credit)`` rows.
+
+Times in CSV files are written with 9 decimals of a day and no trailing zeros: the engine's grid
+is 1 ms (1/86,400,000 d), and 9 decimals (86.4 microseconds) are enough for every written time to
+read back to its exact tick.
 """
 
 from __future__ import annotations
@@ -31,15 +44,17 @@ MILESTONE_COLUMNS = (
     "first_submitted_at",
     "closed_at",
     "outcome",
+    "funded",
     "released",
     "refunded",
     "bonus",
+    "fees",
     "change_requests",
     "submissions",
     "late",
 )
 BALANCE_COLUMNS = ("time", *KINDS, "freelancer")
-MONEY_COLUMNS = {"amount", "released", "refunded", "bonus", *KINDS, "freelancer"}
+MONEY_COLUMNS = {"amount", "funded", "released", "refunded", "bonus", "fees", *KINDS, "freelancer"}
 KPI_NAMES = (
     "contracts",
     "milestones",
@@ -116,8 +131,7 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
 
 def milestone_frame(sim: Simulation) -> pd.DataFrame:
     """One row per milestone, in contract arrival order: retired contracts' and live ones'."""
-    from .contract import MILESTONE_STATES, OUTCOMES
-    from .engine import RetiredMilestones
+    from .engine import ROW_OUTCOMES, ROW_STATES, RetiredMilestones
 
     live = RetiredMilestones()
     for cid, c in sim.contracts.items():
@@ -132,12 +146,21 @@ def milestone_frame(sim: Simulation) -> pd.DataFrame:
         parts.append(pd.DataFrame(data))
     df = pd.concat(parts, ignore_index=True) if len(sim.retired) else parts[1]
     df = df.sort_values("contract_index", kind="stable", ignore_index=True)
-    df["state"] = pd.Categorical.from_codes(df["state"].astype("int8"), categories=list(MILESTONE_STATES))
-    df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype("int8"), categories=list(OUTCOMES))
+    df["state"] = pd.Categorical.from_codes(df["state"].astype("int8"), categories=list(ROW_STATES))
+    df["outcome"] = pd.Categorical.from_codes(df["outcome"].astype("int8"), categories=list(ROW_OUTCOMES))
     df["state"] = df["state"].astype(str)
     df["outcome"] = df["outcome"].astype(str)
     df["late"] = df["late"].astype(bool)
-    for col in ("amount", "released", "refunded", "bonus", "change_requests", "submissions"):
+    for col in (
+        "amount",
+        "funded",
+        "released",
+        "refunded",
+        "bonus",
+        "fees",
+        "change_requests",
+        "submissions",
+    ):
         df[col] = df[col].astype("int64")
     return df[list(MILESTONE_COLUMNS)]
 
@@ -158,7 +181,7 @@ def compute_kpis(
 
     return {
         "contracts": float(len(sim.order)),
-        "milestones": float(len(milestones)),
+        "milestones": float((~milestones["state"].isin(("deleted", "credit"))).sum()),
         "milestones_closed": float(closed),
         "funded_total": totals["funded"] / scale,
         "released_total": totals["released"] / scale,
@@ -215,10 +238,11 @@ def _clean(x: float) -> float:
 
 
 def _fmt_time(t: float) -> str:
+    """A time in days with 9 decimals and no trailing zeros: exact on the 1 ms grid."""
     if t is None or (isinstance(t, float) and math.isnan(t)):
         return ""
-    text = f"{t:.6f}".rstrip("0").rstrip(".")
-    return text or "0"
+    text = f"{t:.9f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def export_frame(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:

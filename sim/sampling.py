@@ -8,16 +8,27 @@ with its file:line:column. Playing a population is ``population``'s job.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .distributions import Dist, constant, parse_dist, parse_mix
 from .units import UnitError, parse_duration, parse_rate
+from .yamlio import Problem
 
 if TYPE_CHECKING:
     from .scenario import _Collector
     from .yamlio import Loc
+
+#: the most contracts a run may expect (arrivals.count, or arrivals.rate times until)
+MAX_CONTRACTS = 10_000_000
+#: the most milestones one sampled contract may have
+MAX_MILESTONES_PER_CONTRACT = 1_000
+#: the largest client or freelancer pool
+MAX_PARTIES = 10_000_000
+#: the largest dispute team
+MAX_DISPUTE_AGENTS = 100_000
 
 DECISIONS = ("approve", "request_changes", "partial", "bonus", "refund")
 REFUND_ANSWERS = ("approve", "dispute", "silent")
@@ -54,6 +65,9 @@ class Population:
     dispute_handling: Dist
     dispute_outcome: tuple[tuple[str, float], ...]
     split_fraction: Dist
+    #: where milestones.amount and milestones.count were written, for errors found while sampling
+    amount_where: Problem | None = None
+    count_where: Problem | None = None
 
     def expected_contracts(self, until: float | None) -> float:
         """Mean number of contracts that arrive."""
@@ -92,17 +106,26 @@ def _prob(col: _Collector, raw: Any, loc: Loc, default: float) -> float:
     return float(raw)
 
 
-def _count(col: _Collector, raw: Any, loc: Loc, minimum: int) -> int | None:
+def _count(col: _Collector, raw: Any, loc: Loc, minimum: int, maximum: int) -> int | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
-        col.add(loc, f"expected a whole number >= {minimum}, got {raw!r}")
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "..."
+        col.add(loc, f"expected a whole number >= {minimum}, got {shown}")
+        return None
+    if raw > maximum:
+        col.add(loc, f"{raw:.4g} is more than the most supported ({maximum:,})")
         return None
     return raw
 
 
-def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Population | None:
-    """Validate the ``population:`` block, reporting every problem with its position."""
+def parse_population(
+    col: _Collector, raw: Any, base: Path, digits: int, *, roots: Sequence[Path] | None = None
+) -> Population | None:
+    """Validate the ``population:`` block, reporting every problem with its position.
+
+    Empirical CSVs must lie inside ``roots`` (see ``distributions.parse_dist``).
+    """
     loc: Loc = ("population",)
     if not isinstance(raw, dict):
         col.add(loc, "population is a mapping of arrivals, milestones, client, freelancer, platform")
@@ -116,7 +139,7 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
                 col.add(bloc, f"required key {key!r} is missing")
                 return constant(0.0)
             return default
-        return parse_dist(col, block[key], (*bloc, key), kind, base, digits) or constant(0.0)
+        return parse_dist(col, block[key], (*bloc, key), kind, base, digits, roots=roots) or constant(0.0)
 
     arrivals = _block(col, raw, "arrivals", loc, ("rate", "count", "over"))
     aloc = (*loc, "arrivals")
@@ -132,7 +155,7 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
         if "over" in arrivals:
             col.add((*aloc, "over"), "over goes with count; a rate runs until the scenario's until")
     elif "count" in arrivals:
-        count = _count(col, arrivals["count"], (*aloc, "count"), 1)
+        count = _count(col, arrivals["count"], (*aloc, "count"), 1, MAX_CONTRACTS)
         if "over" in arrivals:
             try:
                 over = parse_duration(arrivals["over"])
@@ -142,8 +165,8 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
         col.add(aloc if "arrivals" in raw else loc, "arrivals need rate (e.g. 40/d) or count")
 
     parties = _block(col, raw, "parties", loc, ("clients", "freelancers"))
-    clients = _count(col, parties.get("clients"), (*loc, "parties", "clients"), 1)
-    freelancers = _count(col, parties.get("freelancers"), (*loc, "parties", "freelancers"), 1)
+    clients = _count(col, parties.get("clients"), (*loc, "parties", "clients"), 1, MAX_PARTIES)
+    freelancers = _count(col, parties.get("freelancers"), (*loc, "parties", "freelancers"), 1, MAX_PARTIES)
 
     ms = _block(col, raw, "milestones", loc, ("count", "amount"))
     mloc = (*loc, "milestones")
@@ -151,11 +174,20 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
     ms_min, ms_max = 1, None
     if isinstance(count_raw, dict) and ("minimum" in count_raw or "maximum" in count_raw):
         count_raw = dict(count_raw)
-        ms_min = _count(col, count_raw.pop("minimum", 1), (*mloc, "count", "minimum"), 1) or 1
-        ms_max = _count(col, count_raw.pop("maximum", None), (*mloc, "count", "maximum"), 1)
+        most = MAX_MILESTONES_PER_CONTRACT
+        ms_min = _count(col, count_raw.pop("minimum", 1), (*mloc, "count", "minimum"), 1, most) or 1
+        ms_max = _count(col, count_raw.pop("maximum", None), (*mloc, "count", "maximum"), 1, most)
         if ms_max is not None and ms_max < ms_min:
             col.add((*mloc, "count", "maximum"), "maximum must be at least minimum")
-    ms_count = parse_dist(col, count_raw, (*mloc, "count"), "count", base, digits) or constant(1.0)
+    n_count = len(col.problems)
+    ms_count = parse_dist(col, count_raw, (*mloc, "count"), "count", base, digits, roots=roots)
+    ms_count = ms_count or constant(1.0)
+    if len(col.problems) == n_count and ms_max is None and ms_count.mean > MAX_MILESTONES_PER_CONTRACT:
+        col.add(
+            (*mloc, "count"),
+            f"{ms_count.describe()} gives {ms_count.mean:.4g} milestones per contract on average; "
+            f"a contract has at most {MAX_MILESTONES_PER_CONTRACT:,}",
+        )
     ms_amount = dist(ms, "amount", mloc, "money", None)
 
     client = _block(col, raw, "client", loc, ("fund_delay", "withdraw", "review"))
@@ -188,7 +220,9 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
         col, raw, "platform", loc, ("dispute_agents", "dispute_handling", "dispute_outcome", "split_fraction")
     )
     ploc = (*loc, "platform")
-    agents = _count(col, platform.get("dispute_agents", 1), (*ploc, "dispute_agents"), 1) or 1
+    agents = (
+        _count(col, platform.get("dispute_agents", 1), (*ploc, "dispute_agents"), 1, MAX_DISPUTE_AGENTS) or 1
+    )
     outcome = (("release", 0.5), ("refund", 0.5))
     if "dispute_outcome" in platform:
         outcome = (
@@ -212,8 +246,8 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
         withdraw_delay=dist(withdraw, "delay", (*cloc, "withdraw"), "duration", constant(0.0)),
         review_delay=dist(review, "delay", rloc, "duration", constant(math.inf)),
         decision=decision,
-        partial_fraction=_fraction(col, review, "partial_fraction", rloc, base, digits, half),
-        bonus_fraction=_fraction(col, review, "bonus_fraction", rloc, base, digits, constant(0.1)),
+        partial_fraction=_fraction(col, review, "partial_fraction", rloc, base, digits, half, roots),
+        bonus_fraction=_fraction(col, review, "bonus_fraction", rloc, base, digits, constant(0.1), roots),
         accept_probability=_prob(col, accept.get("probability"), (*floc, "accept", "probability"), 1.0),
         accept_delay=dist(accept, "delay", (*floc, "accept"), "duration", constant(0.0)),
         work=dist(freelancer, "work", floc, "duration", constant(0.0)),
@@ -223,15 +257,37 @@ def parse_population(col: _Collector, raw: Any, base: Path, digits: int) -> Popu
         dispute_agents=agents,
         dispute_handling=dist(platform, "dispute_handling", ploc, "duration", constant(0.0)),
         dispute_outcome=outcome,
-        split_fraction=_fraction(col, platform, "split_fraction", ploc, base, digits, half),
+        split_fraction=_fraction(col, platform, "split_fraction", ploc, base, digits, half, roots),
+        amount_where=col.doc.problem((*mloc, "amount"), ""),
+        count_where=col.doc.problem((*mloc, "count"), ""),
     )
     return pop if len(col.problems) == n_before else None
 
 
 def _fraction(
-    col: _Collector, block: dict, key: str, loc: Loc, base: Path, digits: int, default: Dist
+    col: _Collector,
+    block: dict,
+    key: str,
+    loc: Loc,
+    base: Path,
+    digits: int,
+    default: Dist,
+    roots: Sequence[Path] | None,
 ) -> Dist:
     """A distribution of fractions (plain numbers); values are clipped to [0, 1] when sampled."""
     if key not in block:
         return default
-    return parse_dist(col, block[key], (*loc, key), "number", base, digits) or default
+    return parse_dist(col, block[key], (*loc, key), "number", base, digits, roots=roots) or default
+
+
+def check_expected_size(col: _Collector, pop: Population, until: float | None) -> None:
+    """Report a population that expects more contracts in a run than MAX_CONTRACTS."""
+    if pop.rate is None:
+        return
+    expected = pop.expected_contracts(until)
+    if not math.isfinite(expected) or expected > MAX_CONTRACTS:
+        col.add(
+            ("population", "arrivals", "rate"),
+            f"{pop.rate:g} contracts a day until {until:g}d expects {expected:.4g} contracts; "
+            f"a run has at most {MAX_CONTRACTS:,}",
+        )

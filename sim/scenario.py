@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,9 @@ from typing import Any
 from .actions import ACTIONS, AUTOMATIC, CONTRACT_STATES, MILESTONE_STATES, Action
 from .ledger import FLOWS
 from .policy import RULE_IDS, Override, Policy, load_policy
-from .sampling import Population, parse_population
-from .units import UnitError, parse_duration, parse_money
-from .yamlio import Doc, InputError, Loc, Problem, load_file
+from .sampling import Population, check_expected_size, parse_population
+from .units import UnitError, format_duration, parse_duration, parse_money
+from .yamlio import Doc, InputError, Loc, Problem, allowed_roots, load_file
 
 SCENARIO_KEYS = (
     "scenario",
@@ -32,6 +35,9 @@ SCENARIO_KEYS = (
     "population",
     "expect",
 )
+
+#: the most replications a scenario file may ask for
+MAX_REPLICATIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,10 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     population: Population | None = None  # for sampled scenarios
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: things that are valid but probably not meant (e.g. script steps after until), with positions
+    warnings: tuple[Problem, ...] = ()
+    #: extra folders files may be read from (besides the scenario's folder tree)
+    allow: tuple[Path, ...] = ()
 
     @property
     def is_population(self) -> bool:
@@ -95,7 +105,12 @@ class Scenario:
     def with_overrides(self, pairs: list[tuple[str, Any]]) -> Scenario:
         """The same scenario under more policy overrides (in-memory changes to it are kept)."""
         allpairs = [*self.overrides, *pairs]
-        policy = load_policy(self.policy_ref, [(k, v, None, ()) for k, v in allpairs], base=self.path.parent)
+        policy = load_policy(
+            self.policy_ref,
+            [(k, v, None, ()) for k, v in allpairs],
+            base=self.path.parent,
+            allow=self.allow,
+        )
         return dataclasses.replace(self, policy=policy, overrides=tuple(allpairs))
 
 
@@ -105,6 +120,20 @@ class _Collector:
     def __init__(self, doc: Doc) -> None:
         self.doc = doc
         self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def warn(self, loc: Loc, message: str) -> None:
+        self.warnings.append(self.doc.problem(loc, message))
+
+    def misspelt(self, data: dict, key: str) -> bool:
+        """True if ``data`` has a key that looks like a misspelling of ``key`` (reported as unknown)."""
+        others = [k for k in data if isinstance(k, str) and k != key]
+        return bool(difflib.get_close_matches(key, others, n=1))
+
+    def missing(self, data: dict, key: str, loc: Loc, message: str | None = None) -> None:
+        """Report a required key that is missing, unless a misspelling of it was reported already."""
+        if not self.misspelt(data, key):
+            self.add(loc, message or f"required key {key!r} is missing")
 
     def add(self, loc: Loc, message: str, *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(loc, message, key=key))
@@ -124,8 +153,6 @@ class _Collector:
             return None
 
     def keys(self, data: dict, allowed: tuple[str, ...], loc: Loc) -> None:
-        import difflib
-
         for key in data:
             if key not in allowed:
                 hint = difflib.get_close_matches(key, allowed, n=1)
@@ -139,12 +166,49 @@ class _Collector:
         value = data.get(key)
         if value is None:
             if required:
-                self.add(loc, f"required key {key!r} is missing")
+                self.missing(data, key, loc)
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            self.add((*loc, key), f"expected a name, got {value!r}")
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            self.add((*loc, key), f"expected a name, got {shown}")
             return None
         return str(value)
+
+    def ident(self, data: dict, key: str, loc: Loc, what: str) -> str | None:
+        """A contract or party id: a name that account names can hold (not empty, no ':' or '/')."""
+        value = self.text(data, key, loc)
+        if value is None:
+            return None
+        if not value.strip():
+            self.add((*loc, key), f"a {what} id must not be empty")
+            return None
+        if ":" in value or "/" in value:
+            self.add(
+                (*loc, key),
+                f"{what} ids may not contain ':' or '/' (they name accounts and milestones, "
+                f"e.g. freelancer:ana and c1/m1); got {value!r}",
+            )
+            return None
+        return value
+
+    def free_text(self, data: dict, key: str, what: str) -> str | None:
+        """A free-text value (a title, a description): text as written, never a list, map or number.
+
+        A plain scalar that YAML would type (``description: 1e999``, ``scenario: 12``) is taken as
+        the text it was written as; ``data`` is updated to hold that text, so outputs show it.
+        """
+        value = data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) and (key,) in self.doc.texts:
+            value = data[key] = self.doc.texts[(key,)]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            value = data[key] = str(value)  # in-memory data (sweeps): a finite number reads as itself
+        if not isinstance(value, str):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            self.add((key,), f"{what} is text; got {shown} (a {type(value).__name__}): put it in quotes")
+            return None
+        return value
 
 
 _ARGS: dict[str, tuple[str, ...]] = {
@@ -172,6 +236,21 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 
+_STEP_KEYS = ("at", *ACTIONS, *dict.fromkeys(a for args in _ARGS.values() for a in args))
+
+
+def _unknown_action(actor: str, name: str) -> str:
+    """Why ``name`` is not an action of ``actor``: whose action it is, or what it may be a typo of."""
+    owners = [a for a, names in ACTIONS.items() if name in names]
+    if owners:
+        return f"{name} is a {' and '.join(owners)} action, not a {actor} one (write {owners[0]}: {name})"
+    msg = f"unknown {actor} action {name!r}"
+    hint = difflib.get_close_matches(name, ACTIONS[actor], n=1)
+    if hint:
+        msg += f" (did you mean {hint[0]!r}?)"
+    return msg + f"; allowed: {', '.join(ACTIONS[actor])}"
+
+
 def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[str]) -> ScriptStep | None:
     if not isinstance(item, dict):
         col.add(loc, "a script step is a mapping like {at: 1d, client: fund, milestone: m1}")
@@ -179,7 +258,9 @@ def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[st
     actors = [a for a in ACTIONS if a in item]
     if len(actors) != 1:
         if not actors:
-            col.keys(item, ("at", *ACTIONS, *{a for args in _ARGS.values() for a in args}), loc)
+            col.keys(item, _STEP_KEYS, loc)
+            if any(col.misspelt(item, a) for a in ACTIONS):
+                return None  # the misspelt actor is the root cause, reported above with a did-you-mean
         what = "none" if not actors else ", ".join(actors)
         col.add(loc, f"a script step names exactly one actor (client, freelancer or platform); found {what}")
         return None
@@ -188,8 +269,11 @@ def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[st
     if name in AUTOMATIC:
         col.add((*loc, actor), f"{name} happens automatically and cannot be scripted")
         return None
+    if isinstance(name, bool) or not isinstance(name, str):
+        col.add((*loc, actor), f"expected the name of a {actor} action; allowed: {', '.join(ACTIONS[actor])}")
+        return None
     if name not in ACTIONS[actor]:
-        col.add((*loc, actor), f"unknown {actor} action {name!r}; allowed: {', '.join(ACTIONS[actor])}")
+        col.add((*loc, actor), _unknown_action(actor, name))
         return None
     allowed = ("at", actor, *_ARGS.get(name, ()))
     col.keys(item, allowed, loc)
@@ -248,7 +332,9 @@ def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[st
     return ScriptStep(at, Action(actor, str(name), **kwargs), line)
 
 
-def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractSpec, ...]:
+def _parse_contracts(
+    col: _Collector, data: Any, digits: int, until: float | None = None
+) -> tuple[ContractSpec, ...]:
     if not isinstance(data, list) or not data:
         col.add(("contracts",), "contracts is a non-empty list")
         return ()
@@ -260,15 +346,13 @@ def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractS
             col.add(loc, "a contract is a mapping with id, client, freelancer, milestones, script")
             continue
         col.keys(item, ("id", "client", "freelancer", "milestones", "script"), loc)
-        cid = col.text(item, "id", loc)
-        client = col.text(item, "client", loc)
-        freelancer = col.text(item, "freelancer", loc)
+        cid = col.ident(item, "id", loc, "contract")
+        client = col.ident(item, "client", loc, "client")
+        freelancer = col.ident(item, "freelancer", loc, "freelancer")
         if cid is not None:
             if cid in seen:
                 col.add((*loc, "id"), f"duplicate contract id {cid!r} (also contracts[{seen[cid]}])")
             seen[cid] = i
-            if "/" in cid or ":" in cid:
-                col.add((*loc, "id"), "ids may not contain '/' or ':'")
         milestones = []
         mids: set[str] = set()
         raw_ms = item.get("milestones", [])
@@ -282,9 +366,12 @@ def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractS
                 continue
             col.keys(ms, ("id", "amount", "due"), mloc)
             mid = col.text(ms, "id", mloc)
+            if mid is not None and not mid.strip():
+                col.add((*mloc, "id"), "a milestone id must not be empty")
+                mid = None
             amount = col.money(ms.get("amount"), (*mloc, "amount"), digits) if "amount" in ms else None
             if "amount" not in ms:
-                col.add(mloc, "required key 'amount' is missing")
+                col.missing(ms, "amount", mloc)
             due = col.duration(ms["due"], (*mloc, "due")) if ms.get("due") is not None else None
             if mid is not None:
                 if mid in mids:
@@ -313,8 +400,15 @@ def _parse_contracts(col: _Collector, data: Any, digits: int) -> tuple[ContractS
             parsed = _parse_step(col, step, (*loc, "script", j), digits, known)
             if parsed is not None:
                 steps.append(parsed)
-        if cid is not None and client is not None and freelancer is not None:
-            out.append(ContractSpec(cid, client, freelancer, tuple(milestones), tuple(steps)))
+                if until is not None and parsed.at > until:
+                    col.warn(
+                        (*loc, "script", j, "at"),
+                        f"step at {format_duration(parsed.at)} is after until ({format_duration(until)}) "
+                        "and will not run",
+                    )
+        if cid is not None:
+            # a bad party is reported above; keeping the contract avoids follow-on "unknown contract" noise
+            out.append(ContractSpec(cid, client or "", freelancer or "", tuple(milestones), tuple(steps)))
     return tuple(out)
 
 
@@ -431,7 +525,7 @@ def _parse_expect(col: _Collector, data: Any, contracts: tuple[ContractSpec, ...
                 continue
             checks = {}
             for ref, amount in block.items():
-                if ref not in known:
+                if ref not in known and not _party_unknown(contracts, ref):
                     col.add(
                         (*loc, key, ref),
                         f"unknown {what} {ref!r}; known: {', '.join(sorted(known))}",
@@ -443,38 +537,68 @@ def _parse_expect(col: _Collector, data: Any, contracts: tuple[ContractSpec, ...
     return tuple(out)
 
 
+def _party_unknown(contracts: tuple[ContractSpec, ...], account: str) -> bool:
+    """True for a party account whose party could not be read (that problem is reported already)."""
+    kind = account.split(":", 1)[0]
+    return (
+        kind in ("client", "freelancer") and ":" in account and any(not getattr(c, kind) for c in contracts)
+    )
+
+
 def _known_mids(c: ContractSpec) -> list[str]:
     ids = [m.id for m in c.milestones]
     ids += [s.action.milestone for s in c.script if s.action.name == "add_milestone" and s.action.milestone]
     return ids
 
 
-def load_scenario(path: str | Path, overrides: list[tuple[str, Any]] | None = None) -> Scenario:
-    """Read and validate a scenario file; ``overrides`` come from the command line (--set)."""
-    return _build(load_file(path), Path(path), overrides)
+def load_scenario(
+    path: str | Path, overrides: list[tuple[str, Any]] | None = None, *, allow: Sequence[str | Path] = ()
+) -> Scenario:
+    """Read and validate a scenario file; ``overrides`` come from the command line (--set).
+
+    Files the scenario names (a policy pack by path, its ``extends``, empirical CSVs) must lie in
+    the scenario's folder or below, or in a folder of ``allow`` or of MILESTONE_SIM_ALLOW_PATHS
+    (symlinks resolved first).
+    """
+    return _build(load_file(path), Path(path), overrides, allow)
 
 
 def scenario_from_data(
-    data: Any, path: str | Path, overrides: list[tuple[str, Any]] | None = None
+    data: Any,
+    path: str | Path,
+    overrides: list[tuple[str, Any]] | None = None,
+    *,
+    allow: Sequence[str | Path] = (),
 ) -> Scenario:
     """Validate an in-memory scenario mapping as if it were the file ``path`` (for sweeps).
 
-    Relative references (policy paths, empirical CSVs) resolve beside ``path``; problems name
-    ``path`` and the key, without line numbers.
+    Relative references (policy paths, empirical CSVs) resolve beside ``path`` and are confined
+    as in ``load_scenario``; problems name ``path`` and the key, without line numbers.
     """
-    return _build(Doc(str(path), data), Path(path), overrides)
+    return _build(Doc(str(path), data), Path(path), overrides, allow)
 
 
-def _build(doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None) -> Scenario:
+def _build(
+    doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None, allow: Sequence[str | Path] = ()
+) -> Scenario:
     data = doc.data
     if not isinstance(data, dict):
         raise InputError([doc.problem((), "a scenario file is a mapping with scenario:, policy:, ...")])
     col = _Collector(doc)
     col.keys(data, SCENARIO_KEYS, ())
-    title = col.text(data, "scenario", ()) or path.stem
+    if "scenario" in data:
+        title = col.free_text(data, "scenario", "scenario (the title)") or path.stem
+    else:
+        col.missing(data, "scenario", (), "required key 'scenario' (the title) is missing")
+        title = path.stem
+    col.free_text(data, "description", "description")
     policy_ref = data.get("policy")
-    if not isinstance(policy_ref, str):
-        col.add(("policy",) if "policy" in data else (), "policy names a pack (e.g. upwork) or a path")
+    if "policy" not in data or policy_ref is None:
+        col.missing(
+            data, "policy", (), "required key 'policy' is missing: name a pack (e.g. upwork) or a path"
+        )
+    elif not isinstance(policy_ref, str):
+        col.add(("policy",), "policy names a pack (e.g. upwork) or a path")
     raw_over = data.get("policy_overrides") or {}
     policy_overrides: list[Override] = []
     if not isinstance(raw_over, dict):
@@ -502,14 +626,25 @@ def _build(doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None) -> Sce
         col.add(("seed",), f"seed is a whole number >= 0, got {seed!r}")
         seed = 0
     reps = data.get("replications", 1)
-    if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+    if isinstance(reps, int) and not isinstance(reps, bool) and reps > MAX_REPLICATIONS:
+        col.add(
+            ("replications",),
+            f"{reps:.4g} replications: the most supported is {MAX_REPLICATIONS:,}",
+        )
+        reps = 1
+    elif isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
         col.add(("replications",), f"replications is a whole number >= 1, got {reps!r}")
         reps = 1
     policy = None
     if isinstance(policy_ref, str):
         try:
             policy = load_policy(
-                policy_ref, policy_overrides, base=path.parent, ref_doc=doc, ref_loc=("policy",)
+                policy_ref,
+                policy_overrides,
+                base=path.parent,
+                ref_doc=doc,
+                ref_loc=("policy",),
+                allow=allow,
             )
         except InputError as exc:
             col.problems.extend(exc.problems)
@@ -522,11 +657,14 @@ def _build(doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None) -> Sce
             "a scenario has either contracts (scripted) or population (sampled), not both",
         )
     elif "contracts" in data:
-        contracts = _parse_contracts(col, data["contracts"], digits)
+        contracts = _parse_contracts(col, data["contracts"], digits, until)
     elif "population" in data:
-        population = parse_population(col, data["population"], path.parent, digits)
-        if until is None:
+        roots = allowed_roots(path.parent, allow=allow)
+        population = parse_population(col, data["population"], path.parent, digits, roots=roots)
+        if until is None and "until" not in data:
             col.add((), "a population scenario needs 'until' (how long arrivals run)")
+        elif population is not None and until is not None:
+            check_expected_size(col, population, until)
     else:
         col.add((), "a scenario needs contracts (scripted) or population (sampled)")
     expectations = _parse_expect(col, data.get("expect"), contracts, digits)
@@ -547,6 +685,8 @@ def _build(doc: Doc, path: Path, overrides: list[tuple[str, Any]] | None) -> Sce
         expectations=expectations,
         population=population,
         raw=data,
+        warnings=tuple(col.warnings),
+        allow=tuple(Path(p) for p in allow),
     )
 
 

@@ -19,11 +19,12 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .batch import check_counts
 from .executors import Backend, RunOutcome, RunTask, make_backend, map_runs, read_part_outcome
+from .outdir import prepare_in_place, replace_file
 from .results import KPI_NAMES, MONEY_KPIS, summarize_kpis
 from .scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
 from .units import UnitError, parse_duration, parse_rate
@@ -47,16 +50,16 @@ GRID_SOURCE = "<command line --grid>"
 # ------------------------------------------------------------------------------ factors
 
 
-def factor_kind(key: str) -> str:
+def factor_kind(key: str, source: str = GRID_SOURCE) -> str:
     """``scenario`` (edits the scenario file: population.*, policy, until) or ``policy`` (an override)."""
     head = key.split(".", 1)[0]
     if head == "population" or key in ("policy", "until"):
         return "scenario"
     if head in ("seed", "replications"):
-        raise _problem(GRID_SOURCE, f"{key!r} is not a factor; use --{head} (or the {head}= argument)", key)
+        raise _problem(source, f"{key!r} is not a factor; use --{head} (or the {head}= argument)", key)
     if head in SCENARIO_KEYS:
         raise _problem(
-            GRID_SOURCE,
+            source,
             f"{key!r} cannot be a factor; factors are policy keys (review.window), "
             "population parameters (population.client.review.delay), policy or until",
             key,
@@ -133,21 +136,23 @@ def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_S
     as it is (in-memory changes included); otherwise the scenario is rebuilt from its data.
     """
     values = {k: _plain(v) for k, v in values.items()}
-    policy_only = all(factor_kind(k) == "policy" for k in values)
+    policy_only = all(factor_kind(k, source) == "policy" for k in values)
     data = copy.deepcopy(base.raw)
     n_file = len(data.get("policy_overrides") or {})
     over = list(base.overrides[n_file:])  # the caller's --set overrides; the file's come from data
+    allow = list(getattr(base, "allow", ()))
     for key, value in values.items():
-        if factor_kind(key) == "policy":
+        if factor_kind(key, source) == "policy":
             over.append((key, value))
             continue
         if key == "policy" and isinstance(value, str) and Path(value).is_file():
             value = str(Path(value).resolve())  # a path on the command line is relative to the cwd
+            allow.append(Path(value).parent)  # the caller named this pack: its folder may be read
         _set_path(data, key.split("."), value, source, key)
     try:
         if policy_only:
             return base.with_overrides(list(values.items()))
-        return scenario_from_data(data, base.path, over)
+        return scenario_from_data(data, base.path, over, allow=tuple(allow))
     except InputError as exc:
         context = ", ".join(f"{k}={label(v)}" for k, v in values.items())
         problems = [
@@ -155,6 +160,28 @@ def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_S
             for p in exc.problems
         ]
         raise InputError(problems) from None
+
+
+def apply_factors(
+    scenario: Scenario, values: Mapping[str, Any], source: str = "<command line --set>"
+) -> Scenario:
+    """The scenario with ``{key: value}`` applied: what ``--set`` does on every command.
+
+    A key is anything a ``--grid`` factor can be: a policy key (``review.window``), a population
+    parameter (``population.platform.dispute_agents``), ``policy`` or ``until``. The same code
+    path as the variants of a sweep, so ``--set K=V`` and ``--grid K=V`` mean the same thing.
+    """
+    if not values:
+        return scenario
+    problems: list[Problem] = []
+    for key in values:
+        try:
+            factor_kind(key, source)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    return with_factors(scenario, values, source)
 
 
 def _set_path(data: dict, parts: list[str], value: Any, source: str, key: str) -> None:
@@ -198,8 +225,59 @@ class Variant:
         return ", ".join(f"{k}={label(v)}" for k, v in self.values) or "as written"
 
 
+def _dists(obj: Any, seen: set[int] | None = None) -> list[Any]:
+    """Every Dist reachable from a Population (dataclass fields, tuples, dicts), in a fixed order."""
+    import dataclasses
+
+    from .distributions import Dist
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, Dist):
+        return [obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = []
+        for f in dataclasses.fields(obj):
+            out.extend(_dists(getattr(obj, f.name), seen))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [d for item in obj for d in _dists(item, seen)]
+    if isinstance(obj, dict):
+        return [d for k in sorted(obj, key=str) for d in _dists(obj[k], seen)]
+    return []
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of the installed code: every ``.py`` file and built-in pack of the sim package.
+
+    Computed once per process; a changed engine or rule invalidates every stored part.
+    """
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(__version__.encode())
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".yml"))
+    for path in files:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _input_files(scenario: Scenario) -> list[Path]:
+    """The scenario file itself: what the packs and CSVs it names hold is in the fingerprint as read
+    (the resolved policy, every distribution's values)."""
+    return [scenario.path] if scenario.path.is_file() else []
+
+
 def fingerprint(scenario: Scenario) -> str:
-    """A digest of everything that decides a run's numbers (for --resume)."""
+    """A digest of everything that decides a run's numbers (for --resume).
+
+    It covers the scenario as read and as changed in memory, the resolved policy, the values of
+    every distribution (an empirical CSV's values, not only its row count), the bytes of the
+    input files and the installed code.
+    """
+    h = hashlib.sha256()
     payload = {
         "scenario": scenario.raw,
         "overrides": scenario.overrides,
@@ -208,9 +286,55 @@ def fingerprint(scenario: Scenario) -> str:
         "population": repr(scenario.population),  # in-memory changes too
         "contracts": repr(scenario.contracts),
         "version": __version__,
+        "code": code_digest(),
     }
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    h.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    for dist in _dists(scenario.population):
+        h.update(f"{dist.name}{dist.params!r}".encode())
+        if dist.values is not None:
+            h.update(np.ascontiguousarray(dist.values).tobytes())
+    for path in _input_files(scenario):
+        h.update(path.as_posix().encode() + b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")
+    return h.hexdigest()[:20]
+
+
+def _behaviour(population: Any) -> str:
+    """A population's parameters without where they were written (positions are not behaviour)."""
+    import dataclasses
+
+    if population is None or not dataclasses.is_dataclass(population):
+        return repr(population)
+    return repr(
+        [
+            (f.name, getattr(population, f.name))
+            for f in dataclasses.fields(population)
+            if not isinstance(getattr(population, f.name), Problem)
+        ]
+    )
+
+
+def same_inputs(a: Scenario, b: Scenario) -> bool:
+    """True when two scenarios would play the same runs (whatever way they were written)."""
+
+    def key(sc: Scenario) -> str:
+        h = hashlib.sha256()
+        payload = {
+            "policy": sc.policy.resolved(),
+            "until": sc.until,
+            "population": _behaviour(sc.population),
+            "contracts": repr(sc.contracts),
+        }
+        h.update(json.dumps(payload, sort_keys=True, default=str).encode())
+        for dist in _dists(sc.population):
+            if dist.values is not None:
+                h.update(np.ascontiguousarray(dist.values).tobytes())
+        return h.hexdigest()
+
+    return key(a) == key(b)
 
 
 def build_variants(
@@ -270,6 +394,11 @@ def build_variants(
 
 
 # ------------------------------------------------------------------------------ running
+
+
+#: the names of the part files this tool writes (and so may delete), and of their temporary files
+PART_NAME = re.compile(r"v\d{4,}-r\d{5,}\.parquet")
+PART_TMP = re.compile(r"\.v\d{4,}-r\d{5,}\.parquet\.\d+-[0-9a-f]{8}\.tmp")
 
 
 def _part_name(variant: int, replication: int) -> str:
@@ -334,11 +463,11 @@ def _run_tasks(
         for r in range(replications)
     ]
     wanted = {Path(t.part).name for t in tasks if t.part}
-    for stale in parts_dir.glob("*.parquet"):  # parts of another grid, or all of them when not resuming
-        if not resume or stale.name not in wanted:
+    for stale in parts_dir.iterdir():  # only files named as this tool names its parts
+        if PART_TMP.fullmatch(stale.name) or (
+            PART_NAME.fullmatch(stale.name) and (not resume or stale.name not in wanted)
+        ):  # a temporary file of an interrupted run; a part of another grid, or of a fresh start
             stale.unlink()
-    for tmp in parts_dir.glob(".*.tmp"):  # left by an interrupted run
-        tmp.unlink()
     try:
         reused = {}
         if resume:
@@ -397,9 +526,20 @@ def _timings(outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
 
 
 def _write_table(df: pd.DataFrame, stem: Path) -> None:
-    """``stem``.parquet (exact) and ``stem``.csv (12 significant digits, LF)."""
-    df.to_parquet(stem.with_suffix(".parquet"), index=False)
-    df.to_csv(stem.with_suffix(".csv"), index=False, float_format="%.12g", lineterminator="\n")
+    """``stem``.parquet (exact) and ``stem``.csv (12 significant digits, LF), each written whole."""
+    replace_file(stem.with_suffix(".parquet"), lambda tmp: df.to_parquet(tmp, index=False))
+    replace_file(
+        stem.with_suffix(".csv"),
+        lambda tmp: df.to_csv(tmp, index=False, float_format="%.12g", lineterminator="\n"),
+    )
+
+
+def _write_text(path: Path, text: str) -> None:
+    replace_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _write_figure(fig: Any, path: Path) -> None:
+    replace_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def _check_kpis(kpis: Sequence[str] | None, source: str = "<command line --kpi>") -> tuple[str, ...]:
@@ -430,9 +570,16 @@ def _fmt(
         digits = 0 if float(mean).is_integer() else 1
     else:  # money
         digits = 0 if scale >= 1000 else 2
-    text = f"{mean:,.{digits}f}"
+    text = _no_negative_zero(f"{mean:,.{digits}f}")
     if low is not None and high is not None and not math.isnan(low):
-        text += f" ± {(high - low) / 2:,.{digits}f}"
+        text += f" ± {_no_negative_zero(f'{(high - low) / 2:,.{digits}f}')}"
+    return text
+
+
+def _no_negative_zero(text: str) -> str:
+    """``-0.00`` (a tiny negative number, or -0.0) printed as ``0.00``."""
+    if text.startswith("-") and not any(ch in "123456789" for ch in text):
+        return text[1:]
     return text
 
 
@@ -494,10 +641,15 @@ class SweepResult:
         """A matplotlib Figure: each chosen KPI against each numeric factor, with 95% intervals."""
         return plot_sweep(self, _check_kpis(kpis, "<kpis>"))
 
-    def write(self, out: str | Path, kpis: Sequence[str] | None = None, charts: bool = True) -> Path:
-        """sweep.parquet/.csv (tidy runs), summary.parquet/.csv, sweep.json and sweep.png."""
+    def write(
+        self, out: str | Path, kpis: Sequence[str] | None = None, charts: bool = True, force: bool = False
+    ) -> Path:
+        """sweep.parquet/.csv (tidy runs), summary.parquet/.csv, sweep.json and sweep.png.
+
+        ``out`` must be new, empty or made by this tool (``force=True`` takes another folder).
+        """
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_in_place(out, force=force, source="<out>")
         _write_table(self.runs, out / "sweep")
         _write_table(self.summary, out / "summary")
         manifest = {
@@ -517,10 +669,9 @@ class SweepResult:
                 for v in self.variants
             ],
         }
-        (out / "sweep.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _write_text(out / "sweep.json", json.dumps(manifest, indent=2) + "\n")
         if charts:
-            fig = self.plot(kpis)
-            fig.savefig(out / "sweep.png", dpi=110)
+            _write_figure(self.plot(kpis), out / "sweep.png")
         return out
 
 
@@ -540,6 +691,7 @@ def sweep(
     kpis: Sequence[str] | None = None,
     charts: bool = True,
     progress: bool | None = None,
+    force: bool = False,
 ) -> SweepResult:
     """Play every variant of ``grid`` on the same seeds and return one row per run.
 
@@ -550,13 +702,16 @@ def sweep(
     ``workers`` processes, all CPUs by default), ``inprocess``, ``dask`` (``scheduler`` address, or
     a local cluster), or a ``sim.executors.Backend``. With ``out``, writes the tables, the part
     files and a chart there; ``resume`` reuses the parts a previous run of the same sweep wrote.
+    ``out`` must be new, empty or a folder this tool made (``force=True`` takes another one); the
+    tool deletes in it only the part files it names itself.
     """
     base = _base(scenario, overrides)
     variants = build_variants(base, grid, zip, GRID_SOURCE)
     kpis = _check_kpis(kpis, "<kpis>")
     seed = base.seed if seed is None else seed
     reps = base.replications if replications is None else replications
-    outdir = None if out is None else Path(out)
+    check_counts(reps, seed)
+    outdir = None if out is None else prepare_out(out, force)
     outcomes, parts = run_variants(
         variants,
         replications=reps,
@@ -580,8 +735,14 @@ def sweep(
         _timings(outcomes),
     )
     if outdir is not None:
-        result.write(outdir, kpis, charts)
+        result.write(outdir, kpis, charts, force=True)
     return result
+
+
+def prepare_out(out: str | Path, force: bool = False) -> Path:
+    """The output folder of a sweep or comparison: checked, created and marked before any run."""
+    prepare_in_place(out, force=force, source="<out>")
+    return Path(out)
 
 
 def _base(scenario: str | Path | Scenario, overrides: Mapping[str, Any] | None) -> Scenario:
@@ -624,7 +785,8 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
             lo = np.array([_num(stats.loc[(i, name), "ci_low"]) for i in ids])
             hi = np.array([_num(stats.loc[(i, name), "ci_high"]) for i in ids])
             ax.errorbar(range(len(ids)), m, yerr=_yerr(m, lo, hi), fmt="o", capsize=3)
-            ax.set_xticks(range(len(ids)), [v.label for v in variants], rotation=30, ha="right", fontsize=7)
+            ticks = [_literal(v.label) for v in variants]
+            ax.set_xticks(range(len(ids)), ticks, rotation=30, ha="right", fontsize=7)
             ax.set_title(_kpi_axis(name, currency), fontsize=9)
         return fig
     for r, (key, (i, (xs, unit))) in enumerate(num.items()):
@@ -640,12 +802,19 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
                 m = np.array([_num(stats.loc[(p[1], name), "mean"]) for p in pts])
                 lo = np.array([_num(stats.loc[(p[1], name), "ci_low"]) for p in pts])
                 hi = np.array([_num(stats.loc[(p[1], name), "ci_high"]) for p in pts])
-                ax.errorbar(x, m, yerr=_yerr(m, lo, hi), marker="o", capsize=3, label=legend or None)
-            ax.set_xlabel(f"{key} ({unit})" if unit else key, fontsize=8)
+                ax.errorbar(
+                    x, m, yerr=_yerr(m, lo, hi), marker="o", capsize=3, label=_literal(legend) or None
+                )
+            ax.set_xlabel(_literal(f"{key} ({unit})" if unit else key), fontsize=8)
             ax.set_title(_kpi_axis(name, currency), fontsize=9)
             if len(groups) > 1 and len(groups) <= 8 and c == 0:
                 ax.legend(fontsize=6)
     return fig
+
+
+def _literal(text: str) -> str:
+    """A user's text shown as written in a chart: ``$...$`` is not read as TeX."""
+    return text.replace("$", r"\$")
 
 
 def _num(x: Any) -> float:

@@ -8,7 +8,10 @@ duplicate keys are errors, and size, depth and alias expansion are bounded.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ import yaml
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000
 MAX_DEPTH = 64
+#: extra folders files may be read from, os.pathsep-separated (besides the scenario's folder tree)
+ALLOW_ENV = "MILESTONE_SIM_ALLOW_PATHS"
 
 Loc = tuple[str | int, ...]
 
@@ -47,6 +52,10 @@ class InputError(Exception):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple:
+        # so that it crosses process boundaries (worker pools) with its problems intact
+        return (InputError, (self.problems,))
+
 
 @dataclass
 class Doc:
@@ -56,6 +65,8 @@ class Doc:
     data: Any
     marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    #: the source text of every plain scalar that was typed (a number, a boolean, null), by location
+    texts: dict[Loc, str] = field(default_factory=dict)
 
     def where(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None]:
         """Line and column (1-based) of the value at ``loc``, or of its nearest known parent."""
@@ -166,6 +177,12 @@ def load_text(text: str, file: str = "<string>") -> Doc:
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         what = exc.problem or exc.context or "invalid YAML"
         raise InputError([Problem(file, line, col, f"YAML syntax error: {what}")]) from None
+    except yaml.reader.ReaderError as exc:  # a control character: name it and where, never the text
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        message = f"YAML error: unacceptable character #x{char:04x} (special characters are not allowed)"
+        raise InputError([Problem(file, line, col, message)]) from None
     except yaml.YAMLError as exc:
         raise InputError([Problem(file, 1, 1, f"YAML error: {exc}")]) from None
     except RecursionError:
@@ -200,8 +217,12 @@ def _convert(node: yaml.Node, loc: Loc, doc: Doc, budget: list[int], stack: set[
         raise InputError([Problem(doc.file, line, col, message, dotted(loc) or None)])
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:str":
-            return node.value if getattr(node, "explicit", False) else _scalar(node)
-        return _tagged(node, doc)
+            value = node.value if getattr(node, "explicit", False) else _scalar(node)
+        else:
+            value = _tagged(node, doc)
+        if not isinstance(value, str):
+            doc.texts[loc] = node.value  # free-text keys take what was written: 1e999 stays "1e999"
+        return value
     stack.add(id(node))
     try:
         if isinstance(node, yaml.SequenceNode):
@@ -254,18 +275,89 @@ def _tagged(node: yaml.ScalarNode, doc: Doc) -> Any:
     raise InputError([Problem(doc.file, line, col, f"value {node.value!r} does not match !!{tag}")])
 
 
-def load_file(path: str | Path) -> Doc:
-    """Load a YAML file; a missing or unreadable file is an InputError too."""
-    p = Path(path)
+def read_text_bounded(path: str | Path, max_bytes: int, what: str = "file") -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes`` bytes; anything else is an InputError.
+
+    Devices, FIFOs, sockets and folders are refused without reading (the file is opened
+    non-blocking and checked with fstat); the size limit is enforced while reading, so a file that
+    grows or lies about its size is cut off. Messages name the file and never quote its contents.
+    """
     name = str(path)
+
+    def fail(message: str, line: int | None = None, col: int | None = None) -> InputError:
+        return InputError([Problem(name, line, col, message)])
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        size = p.stat().st_size
+        fd = os.open(name, flags)
     except OSError as exc:
-        raise InputError([Problem(name, None, None, f"cannot read file: {exc.strerror}")]) from None
-    if size > MAX_BYTES:
-        raise InputError([Problem(name, 1, 1, f"file is larger than {MAX_BYTES // 1024} KiB")])
+        raise fail(f"cannot read {what}: {exc.strerror}") from None
+    chunks: list[bytes] = []
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError([Problem(name, None, None, f"cannot read file: {exc}")]) from None
-    return load_text(text, name)
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+            raise fail(f"cannot read {what}: it is {kind}, not a regular file")
+        total = 0
+        while True:
+            try:
+                chunk = os.read(fd, min(1 << 16, max_bytes + 1 - total))
+            except OSError as exc:
+                raise fail(f"cannot read {what}: {exc.strerror}") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                size = f"{max_bytes // 1024} KiB" if max_bytes % 1024 == 0 else f"{max_bytes} bytes"
+                raise fail(f"{what} is larger than {size}", 1, 1)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise fail(f"{what} is not UTF-8 text (byte {exc.start})", line, col) from None
+
+
+def allowed_roots(*folders: str | Path, allow: Sequence[str | Path] = ()) -> tuple[Path, ...]:
+    """The folders files may be read from: ``folders``, ``allow`` and those of MILESTONE_SIM_ALLOW_PATHS.
+
+    The environment variable is read here and nowhere else. Every root is resolved (symlinks
+    followed), so a confined path is compared with real locations.
+    """
+    env = [p for p in os.environ.get(ALLOW_ENV, "").split(os.pathsep) if p.strip()]
+    out: dict[Path, None] = {}
+    for folder in (*folders, *allow, *env):
+        out[Path(os.path.realpath(folder))] = None
+    return tuple(out)
+
+
+def confined(path: str | Path, roots: Sequence[Path]) -> Path | None:
+    """``path`` with symlinks resolved if it lies in one of ``roots`` (or below), else None."""
+    real = Path(os.path.realpath(path))
+    for root in roots:
+        if real == root or real.is_relative_to(root):
+            return real
+    return None
+
+
+def outside_message(ref: str, roots: Sequence[Path]) -> str:
+    """Why a file reference is refused, and how to allow it."""
+    where = str(roots[0]) if roots else "the scenario's folder"
+    return (
+        f"{_cut(ref)} is outside the allowed folders: files are read from {where} and below only "
+        f"(symlinks are followed); allow another folder with --allow-path DIR or {ALLOW_ENV}"
+    )
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def load_file(path: str | Path) -> Doc:
+    """Load a YAML file; a missing, unreadable, oversized or non-UTF-8 file is an InputError too."""
+    return load_text(read_text_bounded(path, MAX_BYTES, "file"), str(path))

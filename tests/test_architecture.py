@@ -25,6 +25,7 @@ ORDER = [
     "results",
     "runner",
     "expect",
+    "outdir",
     "executors",
     "plots",
     "report_text",

@@ -265,7 +265,7 @@ CASES = [
         13,
         26,
         "client",
-        "unknown client action 'accept_offer'",
+        "accept_offer is a freelancer action, not a client one (write freelancer: accept_offer)",
     ),
     Case(
         "automatic action scripted",
@@ -656,8 +656,9 @@ def test_file_that_is_not_utf8(tmp_path: Path, capsys):
     path.write_bytes(BASE.replace("acme", "caf\xe9").encode("latin-1"))
     code, out, err = _cli(capsys, "run", str(path), "--out", str(tmp_path / "out"))
     assert code == 2
-    assert f"error: {path}: cannot read file" in err
+    assert f"error: {path}:5:16: file is not UTF-8 text (byte 77)" in err
     assert "Traceback" not in out + err
+    assert not (tmp_path / "out").exists()
 
 
 # ------------------------------------------------------------------------------ bad policy files and --set

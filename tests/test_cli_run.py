@@ -143,7 +143,8 @@ def test_events_csv_records_accepted_and_rejected(story):
     ]
     assert all(r["outcome"] == "accepted" for r in approve)
     offer = next(r for r in rows if r["action"] == "offer")
-    assert offer["amount"] == "800.00"
+    assert offer["amount"] == "0.00"  # an offer moves no money
+    assert "800.00 USD in total" in offer["message"]
 
 
 def test_milestones_csv(story):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +149,77 @@ def test_progress_bar_is_quiet_without_a_terminal(tiny: Path, capsys) -> None:
     sc = load_scenario(tiny)
     list(map_runs([RunTask(sc, 0, 0, 5)], "inprocess"))
     assert capsys.readouterr().err == ""
+
+
+def _children() -> dict[int, list[int]]:
+    """pid -> child pids, from /proc (Linux)."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def _descendants(pid: int) -> set[int]:
+    tree, found, todo = _children(), set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in (b"Z", b"X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_workers_stop_when_the_parent_is_killed(write, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    path = write("slow.yaml", TINY_POPULATION.format(seed=4, count=400))
+    out = tmp_path / "s"
+    args = ["sweep", str(path), "--grid", "review.window=2d,3d,5d,7d,9d,11d,14d,21d", "--replications", "8"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim", *args, "--workers", "2", "--out", str(out), "--quiet", "--no-charts"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while not list((out / "parts").glob("*.parquet")):  # the workers are at work
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline, "no part written in 90 s"
+            time.sleep(0.1)
+        workers = _descendants(proc.pid)
+        assert len(workers) >= 2, "no worker processes found"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = sorted(w for w in workers if _running(w))
+        assert left == [], f"worker processes {left} still running 5 s after the parent was killed"
+        parts = sorted(p.name for p in (out / "parts").iterdir())
+        time.sleep(1.5)
+        assert sorted(p.name for p in (out / "parts").iterdir()) == parts  # nobody writes any more
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers:  # do not leave them behind, even when the test failed
+            if _running(w):
+                with contextlib.suppress(OSError):
+                    os.kill(w, signal.SIGKILL)

@@ -1021,6 +1021,21 @@ class EscrowMachine(RuleBasedStateMachine):
             f"totals: engine {sim.ledger.totals}, model {model.totals}\n{trace}"
         )
 
+    @invariant()
+    def milestone_rows_add_up_to_the_totals(self):
+        """The milestones table (deleted milestones and (credit) rows included) sums to the ledger."""
+        if self.sim is None:
+            return
+        sums = dict.fromkeys(FLOWS, 0)
+        for c in self.sim.contracts.values():
+            for m in c.milestones:
+                for flow in FLOWS:
+                    sums[flow] += getattr(m, flow)
+            for flow, amount in c.credit_flows.items():
+                sums[flow] += amount
+        trace = "\n".join(self.steps[-15:])
+        assert sums == self.sim.ledger.totals, f"rows {sums}, ledger {self.sim.ledger.totals}\n{trace}"
+
 
 SETTINGS = settings(
     max_examples=35,  # per configuration: 6 x 35 ~ 200 examples in all

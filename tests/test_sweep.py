@@ -134,7 +134,7 @@ BAD_GRIDS = [
     (["--grid", "review.window=3d,7d", "--grid", "hold.after_release=0d,1d,2d", "--zip"], "--zip pairs"),
     (["--grid", "policy=upwork,nosuch"], "unknown policy pack 'nosuch'"),
     (["--grid", "review.window=3d", "--kpi", "nope"], "unknown KPI"),
-    (["--grid", "review.window=3d", "--replications", "0"], "at least 1"),
+    (["--grid", "review.window=3d", "--replications", "0"], "from 1 to 10,000"),
 ]
 
 
@@ -190,10 +190,17 @@ def test_compare_finds_the_review_window_effect(tiny: Path, tmp_path: Path) -> N
         assert (tmp_path / "c" / name).is_file(), name
 
 
-def test_compare_a_policy_with_itself_finds_nothing(tiny: Path) -> None:
-    res = sim.compare(tiny, "upwork", "upwork", replications=3, backend="inprocess")
-    assert res.significant == []
-    assert (res.diff["diff"].fillna(0) == 0).all()
+def test_compare_a_policy_with_itself_is_refused(tiny: Path) -> None:
+    with pytest.raises(InputError, match="compare needs a difference between A and B"):
+        sim.compare(tiny, "upwork", "upwork", replications=3, backend="inprocess")
+
+
+def test_paired_differences_of_identical_sides_are_zero_and_not_significant() -> None:
+    a = pd.DataFrame({"replication": range(3)} | {k: [0.1, 0.2, 0.3] for k in sim.results.KPI_NAMES})
+    b = a.copy()
+    b["escrow_float_avg"] = [0.1 + 1e-17, 0.2 - 2e-17, 0.3 + 5e-17]  # sums taken in another order
+    d = paired_differences(a, b)
+    assert (d["diff"] == 0).all() and d["significant"].sum() == 0
 
 
 def test_paired_interval_matches_a_paired_t_test() -> None:
@@ -244,3 +251,46 @@ def test_cli_resume_recomputes_only_the_missing_run(tiny: Path, tmp_path: Path, 
     now = {p.name: p.stat().st_mtime_ns for p in (out / "parts").glob("*.parquet")}
     assert {n for n in now if now[n] != stamps[n]} == {"v0001-r00000.parquet"}
     assert (out / "sweep.csv").read_bytes() == first
+
+
+EMPIRICAL = """\
+scenario: empirical amounts
+policy: upwork
+seed: 2
+replications: 1
+until: 60d
+population:
+  arrivals: {count: 40, over: 10d}
+  milestones:
+    count: 1
+    amount: {empirical: {file: amounts.csv, column: amount}}
+  client:
+    review: {delay: {exponential: {mean: 3d}}, decision: {approve: 1}}
+"""
+
+
+def test_resume_reruns_when_an_empirical_csv_changes_with_the_same_row_count(write, tmp_path: Path) -> None:
+    path = write("emp.yaml", EMPIRICAL)
+    write("amounts.csv", "amount\n100\n200\n300\n")
+    out = tmp_path / "s"
+    args = ["sweep", str(path), "--grid", "review.window=3d,14d", "--inprocess"]
+    args += ["--out", str(out), "--no-charts", "--quiet"]
+    assert main(args) == 0
+    before = pd.read_csv(out / "sweep.csv")
+    write("amounts.csv", "amount\n1000\n2000\n3000\n")  # same rows, other values
+    assert main([*args, "--resume"]) == 0
+    after = pd.read_csv(out / "sweep.csv")
+    assert (after["funded_total"] > 5 * before["funded_total"]).all()
+    milestones = pd.read_parquet(out / "parts")
+    assert set(milestones["amount"]) <= {100000, 200000, 300000}
+
+
+def test_fingerprint_covers_the_code(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sim import sweeps
+
+    sc = load_scenario(tiny)
+    first = sweeps.fingerprint(sc)
+    digest = sweeps.code_digest()
+    assert len(digest) == 64 and sweeps.code_digest() is digest  # computed once per process
+    monkeypatch.setattr(sweeps, "code_digest", lambda: "another version of the engine")
+    assert sweeps.fingerprint(sc) != first

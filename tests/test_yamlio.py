@@ -393,4 +393,6 @@ def test_file_that_is_not_utf8(tmp_path: Path):
     path.write_bytes(b"scenario: caf\xe9\n")
     with pytest.raises(InputError) as info:
         load_file(path)
-    assert "cannot read file" in info.value.problems[0].message
+    [problem] = info.value.problems
+    assert problem.message == "file is not UTF-8 text (byte 13)"
+    assert (problem.line, problem.column) == (1, 14)
