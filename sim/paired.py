@@ -257,6 +257,7 @@ def plot_compare(result: CompareResult) -> Any:
     Differences below a billionth of the KPI's scale are drawn as zero.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     d = result.diff[result.diff["n"] > 0]
     rel = d[d["rel_diff"].notna()]
@@ -264,7 +265,8 @@ def plot_compare(result: CompareResult) -> Any:
     panels = [("rel", rel)] + ([("abs", ab)] if len(ab) else [])
     rows = max(len(rel), len(ab), 4)
     fig = Figure(figsize=(7.5 if len(panels) == 1 else 11, 0.32 * rows + 1.2), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    widths = [2, 1] if len(panels) == 2 else None  # the absolute panel holds a few KPIs at most
+    axes = fig.subplots(1, len(panels), squeeze=False, width_ratios=widths)[0]
     for ax, (kind, part) in _zip(axes, panels):
         scale = np.maximum(part["a_mean"].abs().to_numpy(), part["b_mean"].abs().to_numpy())
         mid = _denoise(part["diff"].to_numpy(dtype=float), scale)
@@ -278,9 +280,12 @@ def plot_compare(result: CompareResult) -> Any:
         ax.barh(y, mid, color=colors, xerr=_yerr(mid, lo, hi), capsize=2)
         ax.set_yticks(y, list(part["kpi"]), fontsize=7)
         ax.axvline(0, color="black", linewidth=0.8)
-        ax.invert_yaxis()
+        ax.set_ylim(rows - 0.5, -0.5)  # the same row pitch in both panels, first KPI on top
         if not np.any(np.nan_to_num(np.abs(np.concatenate([mid, lo, hi])))):
             ax.set_xlim(-1, 1)  # nothing moved: a readable axis, not one scaled to float noise
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.6g}"))
+        ax.tick_params(axis="x", labelsize=7)
         label = "B − A, % of A" if kind == "rel" else "B − A where A is 0 (KPI units)"
         ax.set_xlabel(f"{label} (red: significant at 95%)", fontsize=8)
     fig.suptitle(_literal(f"A: {result.a.label}\nB: {result.b.label}"), fontsize=8)

@@ -151,16 +151,7 @@ def milestone_frame(sim: Simulation) -> pd.DataFrame:
     df["state"] = df["state"].astype(str)
     df["outcome"] = df["outcome"].astype(str)
     df["late"] = df["late"].astype(bool)
-    for col in (
-        "amount",
-        "funded",
-        "released",
-        "refunded",
-        "bonus",
-        "fees",
-        "change_requests",
-        "submissions",
-    ):
+    for col in RetiredMilestones.INT:  # money and counts: int64 whatever the array type
         df[col] = df[col].astype("int64")
     return df[list(MILESTONE_COLUMNS)]
 
