@@ -10,7 +10,7 @@ import pytest
 
 import sim
 from sim import plots, report
-from sim.cli import main
+from sim.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 UPWORK = ROOT / "scenarios" / "upwork"
