@@ -35,7 +35,7 @@ print(json.dumps({"milestones": stats["milestones"], "wall_s": wall, "peak_mib":
 CHILD = r"""
 import json, resource, sys, time
 import sim
-from sim.experiments.batch import run_replication
+from sim.experiments.runner import run_replication
 from sim.inputs.scenario import load_scenario
 path, rate, events = sys.argv[1], sys.argv[2], sys.argv[3]
 sc = load_scenario(path, [])

@@ -16,9 +16,9 @@ import pytest
 from conftest import ROOT, TINY_POPULATION
 
 import sim
-from sim import runner
 from sim.app.cli import main
 from sim.core.yamlio import InputError
+from sim.experiments import runner
 from sim.experiments.paired import CompareResult, paired_differences
 from sim.experiments.sweeps import Variant, apply_factors, format_kpi
 

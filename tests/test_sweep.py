@@ -286,7 +286,7 @@ def test_resume_reruns_when_an_empirical_csv_changes_with_the_same_row_count(wri
 
 
 def test_fingerprint_covers_the_code(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sim import sweeps
+    from sim.experiments import sweeps
 
     sc = load_scenario(tiny)
     first = sweeps.fingerprint(sc)

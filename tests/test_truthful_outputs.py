@@ -13,9 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 import sim
-from sim import plots
 from sim.analysis.tables import write_csv
 from sim.engine.simulation import TICKS_PER_DAY
+from sim.viz import plots
 
 ROOT = Path(__file__).resolve().parent.parent
 UPWORK = ROOT / "scenarios" / "upwork"

@@ -255,7 +255,7 @@ def code_digest() -> str:
 
     Computed once per process; a changed engine or rule invalidates every stored part.
     """
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # sim/, from sim/experiments/sweeps.py
     h = hashlib.sha256(__version__.encode())
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".yml"))
     for path in files:
