@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bare_simpy  # noqa: E402
 
-from sim.batch import run_replication  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
-from sim.units import parse_rate  # noqa: E402
+from sim.core.units import parse_rate  # noqa: E402
+from sim.experiments.runner import run_replication  # noqa: E402
+from sim.inputs.scenario import load_scenario  # noqa: E402
 
 CLOSED = ("released", "refunded", "resolved")
 

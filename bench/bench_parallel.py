@@ -23,7 +23,7 @@ SCENARIO = ROOT / "scenarios" / "populations" / "marketplace_year.yaml"
 def timed_sweep(scenario: Path, workers: int, replications: int, out: Path) -> dict[str, float]:
     """Wall time, summed in-worker run time and milestone count of one sweep."""
     import sim
-    from sim.executors import LocalProcesses
+    from sim.experiments.executors import LocalProcesses
 
     load = os.getloadavg()[0]
     t0 = time.perf_counter()

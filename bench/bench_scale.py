@@ -35,12 +35,12 @@ print(json.dumps({"milestones": stats["milestones"], "wall_s": wall, "peak_mib":
 CHILD = r"""
 import json, resource, sys, time
 import sim
-from sim.batch import run_replication
-from sim.scenario import load_scenario
+from sim.experiments.runner import run_replication
+from sim.inputs.scenario import load_scenario
 path, rate, events = sys.argv[1], sys.argv[2], sys.argv[3]
 sc = load_scenario(path, [])
 import dataclasses
-from sim.units import parse_rate
+from sim.core.units import parse_rate
 r = parse_rate(rate)
 # the dispute team grows with the marketplace, so its load (not its queue) stays the same
 agents = max(1, round(sc.population.dispute_agents * r / sc.population.rate))

@@ -7,14 +7,41 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
-from .batch import Result, run
-from .paired import CompareResult, compare
-from .policy import Policy, load_policy
-from .scenario import Scenario, load_scenario
-from .sweeps import SweepResult, sweep
-from .yamlio import InputError
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .viz.plots import Plotter
+
+from .core.yamlio import InputError
+from .experiments.batch import Result, run
+from .experiments.paired import CompareResult, compare
+from .experiments.sweeps import SweepResult, sweep
+from .inputs.scenario import Scenario, load_scenario
+from .policy.model import Policy, load_policy
+
+
+# The runs (sim.experiments) sit below the charts (sim.viz), so this top level, which sees every
+# layer, plugs the charts into `Result`. The imports are lazy: `import sim` does not load matplotlib.
+def _plotter(result: Result) -> Plotter:
+    """``result.plot``."""
+    from .viz.plots import Plotter
+
+    return Plotter(result)
+
+
+def _reporter(result: Result, folder: Path) -> Path:
+    """``result.write(..., report=True)``: the charts and report.html."""
+    from .viz import report
+
+    return report.write_report(result, folder)
+
+
+Result.plotter = _plotter
+Result.reporter = _reporter
 
 __all__ = [
     "CompareResult",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
+from sim.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
-from sim.yamlio import ALLOW_ENV
+from sim.app.cli import main
+from sim.core.yamlio import ALLOW_ENV
 
 pytest_plugins = ["pytester"]
 

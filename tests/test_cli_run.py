@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim.cli import main
+from sim.app.cli import main
 from sim.policy import load_policy
 
 # m1 500.00 is partly released (320.55); the 179.45 credit pays most of m2 (300.00), whose approval adds

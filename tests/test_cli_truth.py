@@ -16,11 +16,11 @@ import pytest
 from conftest import ROOT, TINY_POPULATION
 
 import sim
-from sim import runner
-from sim.cli import main
-from sim.paired import CompareResult, paired_differences
-from sim.sweeps import Variant, _fmt, apply_factors
-from sim.yamlio import InputError
+from sim.app.cli import main
+from sim.core.yamlio import InputError
+from sim.experiments import runner
+from sim.experiments.paired import CompareResult, paired_differences
+from sim.experiments.sweeps import Variant, apply_factors, format_kpi
 
 TINY = TINY_POPULATION.format(seed=3, count=40)
 SCRIPTED = ROOT / "scenarios" / "upwork" / "partial_release_credit_funds_next.yaml"
@@ -48,8 +48,8 @@ def no_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("simulated although an option was invalid")
 
     monkeypatch.setattr(runner, "run_replication", boom)
-    monkeypatch.setattr(sim.batch, "run_replication", boom)
-    monkeypatch.setattr(sim.executors, "run_replication", boom)
+    monkeypatch.setattr(sim.experiments.batch, "run_replication", boom)
+    monkeypatch.setattr(sim.experiments.executors, "run_replication", boom)
 
 
 # ------------------------------------------------------------------------------ 1: options first
@@ -169,7 +169,7 @@ def test_run_accepts_events_auto_like_the_cli(write) -> None:
     assert tiny.events_mode == "full" and len(tiny.events) > 0
     big = TINY_POPULATION.format(seed=1, count=60_000).replace("until: 100d", "until: 20d")
     sc = sim.load_scenario(write("big.yaml", big))
-    assert sim.batch.resolve_events(sc, "auto") == "none"
+    assert sim.experiments.batch.resolve_events(sc, "auto") == "none"
 
 
 # ------------------------------------------------------------------------------ 11: compare
@@ -196,14 +196,14 @@ def test_compare_refuses_sides_that_resolve_to_the_same(write, capsys, no_simula
 
 
 def test_compare_table_has_no_negative_zero() -> None:
-    assert _fmt("fees_total", -1e-13) == "0.00"
-    assert _fmt("approved_share", -0.0) == "0.000"
-    assert _fmt("escrow_float_avg", -0.004) == "0.00"
-    assert _fmt("escrow_float_avg", -0.5) == "-0.50"
+    assert format_kpi("fees_total", -1e-13) == "0.00"
+    assert format_kpi("approved_share", -0.0) == "0.000"
+    assert format_kpi("escrow_float_avg", -0.004) == "0.00"
+    assert format_kpi("escrow_float_avg", -0.5) == "-0.50"
 
 
 def _fake_compare(a: dict[str, list[float]], b: dict[str, list[float]]) -> CompareResult:
-    names = sim.results.KPI_NAMES
+    names = sim.analysis.tables.KPI_NAMES
     reps = len(next(iter(a.values())))
     fa = pd.DataFrame({"replication": range(reps)} | {k: a.get(k, [1.0] * reps) for k in names})
     fb = pd.DataFrame({"replication": range(reps)} | {k: b.get(k, [1.0] * reps) for k in names})

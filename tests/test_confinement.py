@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
+from sim.app.cli import main
+from sim.core.yamlio import ALLOW_ENV, InputError, read_text_bounded
+from sim.inputs.scenario import load_scenario
 from sim.policy import load_policy
-from sim.scenario import load_scenario
-from sim.yamlio import ALLOW_ENV, InputError, read_text_bounded
 
 SECRET = "SECRET_TOKEN=hunter2"
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from sim.contract import STALE, Action, Contract, Milestone, Outcome, apply
-from sim.ledger import Ledger
+from sim.machine.contract import STALE, Action, Contract, Milestone, Outcome, apply
+from sim.money.ledger import Ledger
 from sim.policy import Policy, load_policy
 
 ACME, ESC, ANA_A, ANA_P = "client:acme", "escrow:c1", "freelancer:ana:available", "freelancer:ana:pending"

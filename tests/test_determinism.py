@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim.cli import main as cli_main
+from sim.app.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTED = sorted((ROOT / "scenarios" / "upwork").glob("*.yaml"))
@@ -64,7 +64,7 @@ def run_in_subprocesses(jobs: list[tuple[Path, tuple[str, ...]]], out: Path) -> 
         spec = [(str(s), str(folder / str(i)), list(x)) for i, (s, x) in enumerate(jobs)]
         code = (
             "import sys\n"
-            "from sim.cli import main\n"
+            "from sim.app.cli import main\n"
             f"for scenario, out, extra in {spec!r}:\n"
             "    code = main(['run', scenario, '--out', out, '--no-charts', '--quiet', *extra])\n"
             "    if code:\n"

@@ -13,8 +13,8 @@ import pytest
 from conftest import TINY_POPULATION
 
 import sim
-from sim.executors import Dask, InProcess, LocalProcesses, RunTask, chunk_size, map_runs
-from sim.scenario import load_scenario
+from sim.experiments.executors import Dask, InProcess, LocalProcesses, RunTask, chunk_size, map_runs
+from sim.inputs.scenario import load_scenario
 
 TINY = TINY_POPULATION.format(seed=5, count=120)
 GRID = {"review.window": ["3d", "14d"], "population.platform.dispute_agents": [1, 2]}
@@ -135,7 +135,7 @@ def test_interrupted_sweep_keeps_finished_runs(tiny: Path, tmp_path: Path) -> No
 
 def test_import_has_no_side_effects() -> None:
     code = (
-        "import multiprocessing as mp, threading, sim, sim.executors, sim.sweeps\n"
+        "import multiprocessing as mp, threading, sim, sim.experiments.executors, sim.experiments.sweeps\n"
         "assert mp.get_start_method(allow_none=True) is None, mp.get_start_method()\n"
         "assert not mp.active_children()\n"
         "print(threading.active_count())\n"

@@ -1,7 +1,7 @@
 """Fuzz the real CLI entry with structural and textual mutations of the shipped scenarios and packs.
 
 Property, for every mutant and every command (`validate`, `test`, `run`): no traceback, no exception
-escaping `sim.cli.main`, an exit code of 0, 1 or 2, no hang, no contents of /etc/passwd or of the
+escaping `sim.app.cli.main`, an exit code of 0, 1 or 2, no hang, no contents of /etc/passwd or of the
 environment in a message, and after an exit 2: an `error:` line and nothing written (`--out` does
 not exist or is empty).
 
@@ -22,7 +22,7 @@ shrunk text, not on the year-long file), and all three commands run on it, `run`
 Mutations that make it huge (10**30 contracts, an until of 1e308) must be refused at validation:
 the per-call timeout turns an unbounded run into a failure.
 
-Every call goes through `CliWorker` (see test_hostile_corpus.py): `sim.cli.main(argv)` in one
+Every call goes through `CliWorker` (see test_hostile_corpus.py): `sim.app.cli.main(argv)` in one
 long-lived child process, with an address-space limit and a per-call timeout (PER_CALL_TIMEOUT),
 so a hang or a runaway allocation fails the example instead of the machine. Hypothesis' own
 deadline is off: the per-call timeout is the bound.

@@ -14,9 +14,9 @@ Every case asserts what the issue demands, not what the tool does today:
 - never: a traceback, an exit other than 0/1/2, a hang, the contents of /etc/passwd or of the
   environment (/proc/self/environ) in a message.
 
-How cases run: scripted regular-file cases run in-process through `sim.cli.main` with capsys (a
+How cases run: scripted regular-file cases run in-process through `sim.app.cli.main` with capsys (a
 SIGALRM guard turns a hang into a failure). Devices, FIFOs, /proc and population runs go through a
-`CliWorker`: one long-lived child process that imports the CLI once and calls `sim.cli.main` per
+`CliWorker`: one long-lived child process that imports the CLI once and calls `sim.app.cli.main` per
 request, under an address-space limit (a run that tries to allocate gigabytes fails there, not on
 the machine) and a per-request timeout (a hang kills and restarts the child). Its stdin is a pipe
 that never delivers data, so reading `/dev/stdin` blocks as it would on a terminal, and its
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import main
+from sim.app.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "tests" / "hostile"
@@ -91,7 +91,7 @@ _CHILD = r"""
 import contextlib, io, json, os, resource, sys, traceback
 req_fd, resp_fd, limit = (int(a) for a in sys.argv[1:4])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from sim.cli import main
+from sim.app.cli import main
 requests = os.fdopen(req_fd, "r", encoding="utf-8")
 responses = os.fdopen(resp_fd, "w", encoding="utf-8")
 responses.write("ready\n")
@@ -129,7 +129,7 @@ for line in requests:
 
 
 class CliWorker:
-    """A child process that calls `sim.cli.main(argv)` per request, bounded in memory and time."""
+    """A child process that calls `sim.app.cli.main(argv)` per request, bounded in memory and time."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
@@ -228,7 +228,7 @@ class _Hang(BaseException):
 def run_in_process(
     argv: list[str], cwd: Path, capsys: pytest.CaptureFixture, timeout: float = 20.0
 ) -> Outcome:
-    """`sim.cli.main(argv)` in this process, with cwd set, output captured and a hang bounded."""
+    """`sim.app.cli.main(argv)` in this process, with cwd set, output captured and a hang bounded."""
     outcome = Outcome(list(argv))
 
     def _alarm(signum: int, frame: object) -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.cli import main
-from sim.distributions import MAX_CV, MAX_POISSON_MEAN, MAX_SIGMA
-from sim.population import sample_contract
-from sim.sampling import MAX_CONTRACTS, MAX_MILESTONES_PER_CONTRACT
-from sim.scenario import load_scenario
-from sim.units import MAX_DAYS, MAX_MINOR
-from sim.yamlio import InputError
+from sim.app.cli import main
+from sim.behaviour.population import sample_contract
+from sim.core.units import MAX_DAYS, MAX_MINOR
+from sim.core.yamlio import InputError
+from sim.inputs.distributions import MAX_CV, MAX_POISSON_MEAN, MAX_SIGMA
+from sim.inputs.population_spec import MAX_CONTRACTS, MAX_MILESTONES_PER_CONTRACT
+from sim.inputs.scenario import load_scenario
 
 SCRIPTED = """\
 scenario: Bounds base
@@ -143,7 +143,7 @@ def test_huge_duration_in_a_sweep_grid(tmp_path: Path, capsys, factor: str):
 
 
 def test_the_longest_duration_is_accepted():
-    from sim.units import parse_duration
+    from sim.core.units import parse_duration
 
     assert parse_duration(f"{MAX_DAYS:.0f}d") == 365_250.0
     assert parse_duration("1000w") == 7000.0
@@ -430,7 +430,7 @@ def test_sampled_amount_above_the_cap_in_worker_processes(tmp_path: Path, capsys
 def test_input_error_keeps_its_problems_across_processes():
     import pickle
 
-    from sim.yamlio import Problem
+    from sim.core.yamlio import Problem
 
     exc = InputError([Problem("a.yaml", 3, 4, "bad", "k"), Problem("b.yaml", None, None, "worse")])
     back = pickle.loads(pickle.dumps(exc))
@@ -439,7 +439,7 @@ def test_input_error_keeps_its_problems_across_processes():
 
 
 def test_replications_are_bounded(tmp_path: Path, capsys):
-    from sim.scenario import MAX_REPLICATIONS
+    from sim.inputs.scenario import MAX_REPLICATIONS
 
     text = _edit(POPULATION, "seed: 1", "seed: 1\nreplications: 1000000000000")
     path, code, err = _run(tmp_path, capsys, text)

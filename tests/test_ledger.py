@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sim.ledger import FLOWS, KINDS, Ledger, LedgerError, Posting, account_balance
+from sim.money.ledger import FLOWS, KINDS, Ledger, LedgerError, Posting, account_balance
 
 ACME, ESC, ANA_P, ANA_A = "client:acme", "escrow:c1", "freelancer:ana:pending", "freelancer:ana:available"
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import ROOT, TINY_POPULATION
 
 import sim
-from sim.cli import main
-from sim.outdir import MARKER
-from sim.yamlio import InputError
+from sim.app.cli import main
+from sim.core.yamlio import InputError
+from sim.experiments.outdir import MARKER
 
 SCRIPTED = ROOT / "scenarios" / "upwork" / "partial_release_credit_funds_next.yaml"
 TINY = TINY_POPULATION.format(seed=9, count=30)
@@ -86,13 +86,13 @@ def test_a_failed_run_leaves_the_previous_outputs_whole(
     out = tmp_path / "o"
     assert main(["run", str(SCRIPTED), "--out", str(out), "--quiet"]) == 0
     before = _snapshot(out)
-    import sim.report
+    import sim.viz.report
 
     def broken(result: object, folder: Path) -> None:
         (Path(folder) / "report.html").write_text("<half", encoding="utf-8")
         raise RuntimeError("the chart library fell over")
 
-    monkeypatch.setattr(sim.report, "write_report", broken)
+    monkeypatch.setattr(sim.viz.report, "write_report", broken)
     assert main(["run", str(SCRIPTED), "--out", str(out), "--quiet", "--seed", "5"]) == 3
     assert _snapshot(out) == before
     assert _siblings(out) == []
@@ -122,7 +122,7 @@ def test_disk_full_while_writing_is_one_line_and_keeps_the_old_outputs(
     out = tmp_path / "o"
     assert main(["run", str(SCRIPTED), "--out", str(out), "--quiet", "--no-charts"]) == 0
     before = _snapshot(out)
-    real = sim.batch.write_csv
+    real = sim.experiments.batch.write_csv
 
     def full_disk(df: object, path: Path, digits: int = 2) -> None:
         if path.name == "ledger.csv":
@@ -130,7 +130,7 @@ def test_disk_full_while_writing_is_one_line_and_keeps_the_old_outputs(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(df, path, digits)
 
-    monkeypatch.setattr(sim.batch, "write_csv", full_disk)
+    monkeypatch.setattr(sim.experiments.batch, "write_csv", full_disk)
     code = main(["run", str(SCRIPTED), "--out", str(out), "--quiet", "--no-charts", "--seed", "7"])
     assert code == 4
     captured = capsys.readouterr()

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 import sim
-from sim import plots
+from sim.viz import plots
 
 ROOT = Path(__file__).resolve().parent.parent
 UPWORK = ROOT / "scenarios" / "upwork"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from sim.core.yamlio import InputError, Problem, load_text
 from sim.policy import RULE_IDS, Policy, builtin_packs, load_policy, parse_set_option, resolve_pack
-from sim.yamlio import InputError, Problem, load_text
 
 
 def _problems(*args, **kwargs) -> list[Problem]:

@@ -249,7 +249,7 @@ def test_money_is_conserved_in_a_population_with_everything(write):
     ],
 )
 def test_bad_population_input_exits_2_with_position(write, capsys, snippet, line, needle):
-    from sim.cli import main
+    from sim.app.cli import main
 
     head = "scenario: bad\npolicy: upwork\nseed: 1\nreplications: 1\nuntil: 10d\n\npopulation:\n"
     text = head + snippet + "  milestones: {amount: 100}\n" * ("milestones" not in snippet)
@@ -274,7 +274,7 @@ def test_bad_population_input_exits_2_with_position(write, capsys, snippet, line
     ],
 )
 def test_bad_empirical_csv(write, capsys, csv_text, needle):
-    from sim.cli import main
+    from sim.app.cli import main
 
     write("data.csv", csv_text)
     text = (
@@ -288,7 +288,7 @@ def test_bad_empirical_csv(write, capsys, csv_text, needle):
 
 
 def test_missing_empirical_file(write, capsys):
-    from sim.cli import main
+    from sim.app.cli import main
 
     text = (
         "scenario: bad\npolicy: upwork\nuntil: 10d\npopulation:\n  arrivals: {count: 3}\n"
@@ -300,8 +300,8 @@ def test_missing_empirical_file(write, capsys):
 
 
 def test_arrival_stream_is_poisson(write):
-    from sim.population import arrival_times
-    from sim.scenario import load_scenario
+    from sim.behaviour.population import arrival_times
+    from sim.inputs.scenario import load_scenario
 
     path = _scenario(write, "arr", "  arrivals: {rate: 12/d}\n  milestones: {amount: 10}\n", until="1000d")
     sc = load_scenario(path)

@@ -1,9 +1,9 @@
 """Property-based tests: random action sequences through the real engine, checked after every step.
 
-A hypothesis ``RuleBasedStateMachine`` drives one or two contracts through ``sim.engine.Simulation``
-(the same ``Simulation.act`` that scripted steps call, and the engine's own timers) with every action
-of FORMAT.md section 3, valid or not, several at one instant, and clock jumps that land exactly on
-timer deadlines. After every step it checks:
+A hypothesis ``RuleBasedStateMachine`` drives one or two contracts through
+``sim.engine.simulation.Simulation`` (the same ``Simulation.act`` that scripted steps call, and the
+engine's own timers) with every action of FORMAT.md section 3, valid or not, several at one instant,
+and clock jumps that land exactly on timer deadlines. After every step it checks:
 
 - the ledger's own checks, and balances rebuilt independently from the postings;
 - conservation (Σ client = escrow + Σ freelancer + platform) and non-negative balances;
@@ -12,7 +12,7 @@ timer deadlines. After every step it checks:
 - a milestone reaches at most one terminal state and never leaves it;
 - a rejected action changes nothing (deep snapshot of contracts, ledger and timer queue) and carries
   one of the rule ids of FORMAT.md;
-- an independent reference model (written from FORMAT.md, not from ``sim.contract``) agrees on
+- an independent reference model (written from FORMAT.md, not from ``sim.machine.contract``) agrees on
   whether each action is accepted, on every contract and milestone state, on every account balance
   and flow total, and on when each automatic event (auto_approve, auto_refund, offer_expired,
   funds_available) must fire.
@@ -29,11 +29,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from sim.contract import Action
-from sim.engine import Simulation
-from sim.ledger import FLOWS
+from sim.engine.simulation import Simulation
+from sim.inputs.scenario import ContractSpec, MilestoneSpec
+from sim.machine.contract import Action
+from sim.money.ledger import FLOWS
 from sim.policy import RULE_IDS, Policy, load_policy
-from sim.scenario import ContractSpec, MilestoneSpec
 
 # ---------------------------------------------------------------------------------------- policies
 
@@ -89,7 +89,7 @@ def policy_for(name: str) -> Policy:
 # ------------------------------------------------------------------------------- reference model
 #
 # Written from FORMAT.md section 3. Where FORMAT.md is silent the model follows the choices of the
-# implementation (noted inline), but it never calls the rules of sim.contract.
+# implementation (noted inline), but it never calls the rules of sim.machine.contract.
 
 #: FORMAT.md: a funding fee is due on every funding, including the extra escrow an edit of a
 #: funded milestone's amount pulls from the client (see test_edit_raising_funded_amount_...).

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim import plots, report
-from sim.cli import main
+from sim.app.cli import main
+from sim.viz import plots, report
 
 ROOT = Path(__file__).resolve().parent.parent
 UPWORK = ROOT / "scenarios" / "upwork"

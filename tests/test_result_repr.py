@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import ROOT, TINY_POPULATION
 
 import sim
-from sim.expect import CheckResults
+from sim.analysis.expect import CheckResults
 
 SILENCE = ROOT / "scenarios" / "upwork" / "auto_approve_after_silence.yaml"
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import sim
-from sim.engine import MAX_SNAPSHOTS, Simulation
+from sim.engine.simulation import MAX_SNAPSHOTS, Simulation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def test_the_loop_is_an_input_error_in_python_too(write) -> None:
     path = write("loop.yaml", LOOP)
     code = (
         "import sys, sim\n"
-        "from sim.yamlio import InputError\n"
+        "from sim.core.yamlio import InputError\n"
         "try:\n"
         f"    sim.run({str(path)!r}, workers=1, events='none')\n"
         "except InputError as exc:\n"
@@ -106,7 +106,7 @@ def test_a_huge_horizon_takes_a_bounded_number_of_snapshots(write, tmp_path: Pat
 
 
 def test_snapshots_are_sized_to_the_horizon() -> None:
-    from sim.scenario import load_scenario
+    from sim.inputs.scenario import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "upwork" / "auto_approve_after_silence.yaml")
     s = Simulation(scenario.policy, until=1_000_000.0, keep_events=False, balance_every=1.0)

@@ -9,11 +9,11 @@ import pytest
 from conftest import TINY_POPULATION
 
 import sim
-from sim.cli import main
-from sim.paired import paired_differences
-from sim.scenario import load_scenario
-from sim.sweeps import build_variants, parse_grid_option
-from sim.yamlio import InputError
+from sim.app.cli import main
+from sim.core.yamlio import InputError
+from sim.experiments.paired import paired_differences
+from sim.experiments.sweeps import build_variants, parse_grid_option
+from sim.inputs.scenario import load_scenario
 
 TINY = TINY_POPULATION.format(seed=11, count=150)
 
@@ -72,7 +72,7 @@ def test_sweep_table_has_a_row_per_variant_and_replication(tiny: Path, tmp_path:
         "replication",
         "seed",
     ]
-    assert set(sim.results.KPI_NAMES) <= set(runs.columns)
+    assert set(sim.analysis.tables.KPI_NAMES) <= set(runs.columns)
     assert (runs["seed"] == 11).all()
     for name in ("sweep.parquet", "sweep.csv", "summary.csv", "summary.parquet", "sweep.json", "sweep.png"):
         assert (tmp_path / "out" / name).is_file(), name
@@ -196,7 +196,7 @@ def test_compare_a_policy_with_itself_is_refused(tiny: Path) -> None:
 
 
 def test_paired_differences_of_identical_sides_are_zero_and_not_significant() -> None:
-    a = pd.DataFrame({"replication": range(3)} | {k: [0.1, 0.2, 0.3] for k in sim.results.KPI_NAMES})
+    a = pd.DataFrame({"replication": range(3)} | {k: [0.1, 0.2, 0.3] for k in sim.analysis.tables.KPI_NAMES})
     b = a.copy()
     b["escrow_float_avg"] = [0.1 + 1e-17, 0.2 - 2e-17, 0.3 + 5e-17]  # sums taken in another order
     d = paired_differences(a, b)
@@ -207,7 +207,7 @@ def test_paired_interval_matches_a_paired_t_test() -> None:
     from scipy import stats
 
     a = pd.DataFrame(
-        {"replication": range(5)} | {k: [1.0, 2.0, 3.0, 4.0, 5.0] for k in sim.results.KPI_NAMES}
+        {"replication": range(5)} | {k: [1.0, 2.0, 3.0, 4.0, 5.0] for k in sim.analysis.tables.KPI_NAMES}
     )
     b = a.copy()
     b["approved_share"] = [1.5, 2.1, 3.9, 4.2, 5.6]
@@ -286,7 +286,7 @@ def test_resume_reruns_when_an_empirical_csv_changes_with_the_same_row_count(wri
 
 
 def test_fingerprint_covers_the_code(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sim import sweeps
+    from sim.experiments import sweeps
 
     sc = load_scenario(tiny)
     first = sweeps.fingerprint(sc)

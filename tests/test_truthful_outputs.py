@@ -13,9 +13,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 import sim
-from sim import plots
-from sim.engine import TICKS_PER_DAY
-from sim.results import write_csv
+from sim.analysis.tables import write_csv
+from sim.engine.simulation import TICKS_PER_DAY
+from sim.viz import plots
 
 ROOT = Path(__file__).resolve().parent.parent
 UPWORK = ROOT / "scenarios" / "upwork"
@@ -72,8 +72,8 @@ def test_a_live_timer_still_ends_the_run_when_it_fires(write) -> None:
 
 
 def test_without_an_event_log_snapshots_stop_at_the_last_event() -> None:
-    from sim.engine import Simulation
-    from sim.scenario import load_scenario
+    from sim.engine.simulation import Simulation
+    from sim.inputs.scenario import load_scenario
 
     scenario = load_scenario(UPWORK / "approve_within_window.yaml")
     s = Simulation(scenario.policy, keep_events=False, balance_every=1.0)
@@ -372,7 +372,7 @@ def test_a_funding_shows_what_the_client_paid_with_fees(write) -> None:
     assert "client paid 105.00 USD (100.00 USD + 5.00 USD fees)" in fund["message"]
     fig = result.plot.timeline()
     assert "fund (paid 105.00)" in [t.get_text() for t in fig.findobj(Text)]
-    from sim.report_text import timeline
+    from sim.viz.report_text import timeline
 
     assert "client paid 105.00 USD" in timeline(result)
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from sim.units import (
+from sim.core.units import (
     UnitError,
     format_duration,
     format_money,

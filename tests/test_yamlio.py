@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.yamlio import MAX_BYTES, Doc, InputError, Problem, dotted, load_file, load_text
+from sim.core.yamlio import MAX_BYTES, Doc, InputError, Problem, dotted, load_file, load_text
 
 DOC = """\
 scenario: demo

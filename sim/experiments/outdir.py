@@ -18,8 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import __version__
-from .yamlio import InputError, Problem
+from .. import __version__
+from ..core.yamlio import InputError, Problem
 
 MARKER = ".milestone-sim"
 _MARK_TEXT = "milestone-sim"

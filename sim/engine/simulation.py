@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import simpy
 from simpy.core import NORMAL, URGENT
 
-from .contract import (
+from ..inputs.scenario import ContractSpec
+from ..machine.contract import (
     MILESTONE_STATES,
     OUTCOMES,
     Action,
@@ -32,9 +33,8 @@ from .contract import (
     apply,
     timer_is_stale,
 )
-from .ledger import FLOWS, KINDS, Ledger
-from .policy import Policy
-from .scenario import ContractSpec
+from ..money.ledger import FLOWS, KINDS, Ledger
+from ..policy.model import Policy
 
 LATE = 2  # priority after every action at the same time: horizon and snapshots
 #: every event time is snapped to a millisecond grid, so that 8d2h + 14d and 22d2h, which differ in

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .ledger import FLOWS, account_balance
-from .scenario import Expectation
-from .units import format_duration, format_money
+from ..core.units import format_duration, format_money
+from ..inputs.scenario import Expectation
+from ..money.ledger import FLOWS, account_balance
 
 EPS = 1e-9
 

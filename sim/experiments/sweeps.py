@@ -7,7 +7,7 @@ with ``zip=True``); ``compare`` plays two variants. Every variant runs replicati
 same seed, so each contract draws the same random numbers under every variant (common random
 numbers), and a paired comparison subtracts replication by replication.
 
-Runs go through ``sim.executors`` (in-process, local processes or Dask); each run's milestone
+Runs go through ``sim.experiments.executors`` (in-process, local processes or Dask); each run's milestone
 rows land in ``<out>/parts/`` and only KPIs come back, so results are the same, row for row,
 whatever the backend and the number of workers.
 """
@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from .. import __version__
+from ..analysis.tables import KPI_NAMES, MONEY_KPIS, summarize_kpis
+from ..core.units import UnitError, parse_duration, parse_rate
+from ..core.yamlio import InputError, Problem, load_text
+from ..inputs.scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
 from .batch import check_counts
 from .executors import Backend, RunOutcome, RunTask, make_backend, map_runs, read_part_outcome
 from .outdir import prepare_in_place, replace_file
-from .results import KPI_NAMES, MONEY_KPIS, summarize_kpis
-from .scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
-from .units import UnitError, parse_duration, parse_rate
-from .yamlio import InputError, Problem, load_text
 
 _zip = zip  # ``sweep(zip=...)`` shadows the builtin inside it
 
@@ -229,7 +229,7 @@ def _dists(obj: Any, seen: set[int] | None = None) -> list[Any]:
     """Every Dist reachable from a Population (dataclass fields, tuples, dicts), in a fixed order."""
     import dataclasses
 
-    from .distributions import Dist
+    from ..inputs.distributions import Dist
 
     seen = set() if seen is None else seen
     if id(obj) in seen:
@@ -255,7 +255,7 @@ def code_digest() -> str:
 
     Computed once per process; a changed engine or rule invalidates every stored part.
     """
-    root = Path(__file__).resolve().parent
+    root = Path(__file__).resolve().parent.parent  # sim/, from sim/experiments/sweeps.py
     h = hashlib.sha256(__version__.encode())
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".yml"))
     for path in files:
@@ -486,7 +486,7 @@ def _run_tasks(
     return outcomes, paths
 
 
-def _runs_frame(
+def runs_frame(
     variants: Sequence[Variant],
     outcomes: Sequence[RunOutcome],
     seed: int,
@@ -525,7 +525,7 @@ def _timings(outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
     )
 
 
-def _write_table(df: pd.DataFrame, stem: Path) -> None:
+def write_table(df: pd.DataFrame, stem: Path) -> None:
     """``stem``.parquet (exact) and ``stem``.csv (12 significant digits, LF), each written whole."""
     replace_file(stem.with_suffix(".parquet"), lambda tmp: df.to_parquet(tmp, index=False))
     replace_file(
@@ -534,15 +534,15 @@ def _write_table(df: pd.DataFrame, stem: Path) -> None:
     )
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     replace_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _write_figure(fig: Any, path: Path) -> None:
+def write_figure(fig: Any, path: Path) -> None:
     replace_file(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
-def _check_kpis(kpis: Sequence[str] | None, source: str = "<command line --kpi>") -> tuple[str, ...]:
+def check_kpis(kpis: Sequence[str] | None, source: str = "<command line --kpi>") -> tuple[str, ...]:
     if not kpis:
         return DEFAULT_KPIS
     bad = [k for k in kpis if k not in KPI_NAMES]
@@ -551,7 +551,7 @@ def _check_kpis(kpis: Sequence[str] | None, source: str = "<command line --kpi>"
     return tuple(dict.fromkeys(kpis))
 
 
-def _fmt(
+def format_kpi(
     kpi: str,
     mean: float | None,
     low: float | None = None,
@@ -617,7 +617,7 @@ class SweepResult:
 
     def table(self, kpis: Sequence[str] | None = None) -> pd.DataFrame:
         """Per variant, each KPI as 'mean ± half-width of the 95% interval' (text, for printing)."""
-        kpis = _check_kpis(kpis, "<kpis>")
+        kpis = check_kpis(kpis, "<kpis>")
         s = self.summary.set_index(["variant", "kpi"])
         rows = []
         for v in self.variants:
@@ -625,7 +625,7 @@ class SweepResult:
             row.update({k: label(val) for k, val in v.values})
             for name in kpis:
                 r = s.loc[(v.id, name)]
-                row[name] = _fmt(name, r["mean"], r["ci_low"], r["ci_high"])
+                row[name] = format_kpi(name, r["mean"], r["ci_low"], r["ci_high"])
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -639,7 +639,7 @@ class SweepResult:
 
     def plot(self, kpis: Sequence[str] | None = None) -> Any:
         """A matplotlib Figure: each chosen KPI against each numeric factor, with 95% intervals."""
-        return plot_sweep(self, _check_kpis(kpis, "<kpis>"))
+        return plot_sweep(self, check_kpis(kpis, "<kpis>"))
 
     def write(
         self, out: str | Path, kpis: Sequence[str] | None = None, charts: bool = True, force: bool = False
@@ -650,8 +650,8 @@ class SweepResult:
         """
         out = Path(out)
         prepare_in_place(out, force=force, source="<out>")
-        _write_table(self.runs, out / "sweep")
-        _write_table(self.summary, out / "summary")
+        write_table(self.runs, out / "sweep")
+        write_table(self.summary, out / "summary")
         manifest = {
             "tool": {"name": "milestone-sim", "version": __version__},
             "scenario": self.variants[0].scenario.path.as_posix() if self.variants else None,
@@ -669,9 +669,9 @@ class SweepResult:
                 for v in self.variants
             ],
         }
-        _write_text(out / "sweep.json", json.dumps(manifest, indent=2) + "\n")
+        write_text(out / "sweep.json", json.dumps(manifest, indent=2) + "\n")
         if charts:
-            _write_figure(self.plot(kpis), out / "sweep.png")
+            write_figure(self.plot(kpis), out / "sweep.png")
         return out
 
 
@@ -700,14 +700,14 @@ def sweep(
     ``zip=True`` the i-th values of all factors go together (all lists must be as long).
     ``replications``/``seed`` default to the scenario's. ``backend``: ``processes`` (default,
     ``workers`` processes, all CPUs by default), ``inprocess``, ``dask`` (``scheduler`` address, or
-    a local cluster), or a ``sim.executors.Backend``. With ``out``, writes the tables, the part
+    a local cluster), or a ``sim.experiments.executors.Backend``. With ``out``, writes the tables, the part
     files and a chart there; ``resume`` reuses the parts a previous run of the same sweep wrote.
     ``out`` must be new, empty or a folder this tool made (``force=True`` takes another one); the
     tool deletes in it only the part files it names itself.
     """
-    base = _base(scenario, overrides)
+    base = base_scenario(scenario, overrides)
     variants = build_variants(base, grid, zip, GRID_SOURCE)
-    kpis = _check_kpis(kpis, "<kpis>")
+    kpis = check_kpis(kpis, "<kpis>")
     seed = base.seed if seed is None else seed
     reps = base.replications if replications is None else replications
     check_counts(reps, seed)
@@ -724,7 +724,7 @@ def sweep(
         progress=progress,
     )
     result = SweepResult(
-        _runs_frame(variants, outcomes, seed),
+        runs_frame(variants, outcomes, seed),
         variants,
         tuple(grid),
         zip,
@@ -745,7 +745,7 @@ def prepare_out(out: str | Path, force: bool = False) -> Path:
     return Path(out)
 
 
-def _base(scenario: str | Path | Scenario, overrides: Mapping[str, Any] | None) -> Scenario:
+def base_scenario(scenario: str | Path | Scenario, overrides: Mapping[str, Any] | None) -> Scenario:
     if isinstance(scenario, Scenario):
         if overrides:
             return with_factors(scenario, dict(overrides), "<overrides>")
@@ -784,8 +784,8 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
             m = np.array([_num(stats.loc[(i, name), "mean"]) for i in ids])
             lo = np.array([_num(stats.loc[(i, name), "ci_low"]) for i in ids])
             hi = np.array([_num(stats.loc[(i, name), "ci_high"]) for i in ids])
-            ax.errorbar(range(len(ids)), m, yerr=_yerr(m, lo, hi), fmt="o", capsize=3)
-            ticks = [_literal(v.label) for v in variants]
+            ax.errorbar(range(len(ids)), m, yerr=error_bars(m, lo, hi), fmt="o", capsize=3)
+            ticks = [chart_literal(v.label) for v in variants]
             ax.set_xticks(range(len(ids)), ticks, rotation=30, ha="right", fontsize=7)
             ax.set_title(_kpi_axis(name, currency), fontsize=9)
         return fig
@@ -803,16 +803,21 @@ def plot_sweep(result: SweepResult, kpis: Sequence[str]) -> Any:
                 lo = np.array([_num(stats.loc[(p[1], name), "ci_low"]) for p in pts])
                 hi = np.array([_num(stats.loc[(p[1], name), "ci_high"]) for p in pts])
                 ax.errorbar(
-                    x, m, yerr=_yerr(m, lo, hi), marker="o", capsize=3, label=_literal(legend) or None
+                    x,
+                    m,
+                    yerr=error_bars(m, lo, hi),
+                    marker="o",
+                    capsize=3,
+                    label=chart_literal(legend) or None,
                 )
-            ax.set_xlabel(_literal(f"{key} ({unit})" if unit else key), fontsize=8)
+            ax.set_xlabel(chart_literal(f"{key} ({unit})" if unit else key), fontsize=8)
             ax.set_title(_kpi_axis(name, currency), fontsize=9)
             if len(groups) > 1 and len(groups) <= 8 and c == 0:
                 ax.legend(fontsize=6)
     return fig
 
 
-def _literal(text: str) -> str:
+def chart_literal(text: str) -> str:
     """A user's text shown as written in a chart: ``$...$`` is not read as TeX."""
     return text.replace("$", r"\$")
 
@@ -821,7 +826,7 @@ def _num(x: Any) -> float:
     return math.nan if x is None else float(x)
 
 
-def _yerr(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def error_bars(m: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Error bar lengths; zero where the interval is unknown (one replication)."""
     below = np.nan_to_num(m - lo, nan=0.0)
     above = np.nan_to_num(hi - m, nan=0.0)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .units import MAX_MINOR, UnitError, parse_duration, parse_money
-from .yamlio import InputError, allowed_roots, confined, outside_message, read_text_bounded
+from ..core.units import MAX_MINOR, UnitError, parse_duration, parse_money
+from ..core.yamlio import InputError, allowed_roots, confined, outside_message, read_text_bounded
 
 if TYPE_CHECKING:
-    from .scenario import _Collector
-    from .yamlio import Loc
+    from ..core.problems import Collector
+    from ..core.yamlio import Loc
 
 KINDS = ("duration", "money", "count", "number")
 PARAMS: dict[str, tuple[str, ...]] = {
@@ -128,7 +128,7 @@ def constant(value: float) -> Dist:
     return Dist("constant", (("value", value),))
 
 
-def _value(col: _Collector, raw: Any, loc: Loc, kind: str, digits: int) -> float | None:
+def _value(col: Collector, raw: Any, loc: Loc, kind: str, digits: int) -> float | None:
     """A parameter or constant in the unit of ``kind``, as float (days, major units, number)."""
     try:
         if kind == "duration":
@@ -153,7 +153,7 @@ def _cut(value: object, limit: int = 40) -> str:
 
 
 def parse_dist(
-    col: _Collector,
+    col: Collector,
     raw: Any,
     loc: Loc,
     kind: str,
@@ -202,7 +202,7 @@ def parse_dist(
     return _build(col, name, values, ploc, kind, digits)
 
 
-def _build(col: _Collector, name: str, v: dict[str, float], loc: Loc, kind: str, digits: int) -> Dist | None:
+def _build(col: Collector, name: str, v: dict[str, float], loc: Loc, kind: str, digits: int) -> Dist | None:
     """Check a distribution's parameters; report an impossible one with what is allowed."""
     problem = None
     if name == "lognormal" and v["sigma"] > MAX_SIGMA:
@@ -243,7 +243,7 @@ def _build(col: _Collector, name: str, v: dict[str, float], loc: Loc, kind: str,
 
 
 def _empirical(
-    col: _Collector,
+    col: Collector,
     params: dict,
     loc: Loc,
     kind: str,
@@ -316,7 +316,7 @@ def _num_or_text(cell: str) -> Any:
 
 
 def parse_mix(
-    col: _Collector, raw: Any, loc: Loc, names: tuple[str, ...], *, extra: tuple[str, ...] = ()
+    col: Collector, raw: Any, loc: Loc, names: tuple[str, ...], *, extra: tuple[str, ...] = ()
 ) -> tuple[tuple[str, float], ...] | None:
     """A probability mix such as {approve: 0.8, request_changes: 0.2}: known names, sums to 1."""
     if not isinstance(raw, dict):

@@ -7,27 +7,27 @@ are independent: each contract draws from its own stream seeded by (seed, replic
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
-from . import __version__
-from .expect import Checker, CheckResults
-from .results import (
+from .. import __version__
+from ..analysis.expect import Checker, CheckResults
+from ..analysis.tables import (
     KPI_NAMES,
     RunTables,
     summarize_kpis,
     write_csv,
     write_json,
 )
+from ..core.units import format_duration
+from ..core.yamlio import InputError, Problem
+from ..inputs.scenario import Scenario, load_scenario
 from .runner import run_replication
-from .scenario import Scenario, load_scenario
-from .units import format_duration
-from .yamlio import InputError, Problem
 
 EVENT_MODES = ("full", "none")
 #: ``events="auto"``: the full log unless a population expects more milestones than this
@@ -58,6 +58,12 @@ class Result:
     #: the mode asked for: a scripted scenario is always recorded in full (it is small), and
     #: ``events="none"`` then means events.csv and ledger.csv are written with their header only
     events_requested: str = ""
+    #: ``result.plot`` and ``write(report=True)``: the charts and the report live in the layer above
+    #: this one (``sim.viz``), so they are plugged in from above. ``sim/__init__.py`` installs
+    #: ``sim.viz.plots.Plotter`` and ``sim.viz.report.write_report`` (imported on first use), so
+    #: nothing here imports upward.
+    plotter: ClassVar[Callable[[Result], Any] | None] = None
+    reporter: ClassVar[Callable[[Result, Path], Any] | None] = None
 
     def __post_init__(self) -> None:
         if not self.events_requested:
@@ -253,9 +259,9 @@ class Result:
         with staged(out, force=force, source=source) as tmp:
             self.write_tables(tmp)
             if report:
-                from .report import write_report
-
-                write_report(self, tmp)
+                if Result.reporter is None:
+                    raise RuntimeError("no report writer is installed: import sim, which installs sim.viz's")
+                Result.reporter(self, tmp)
         return out
 
     def write_tables(self, folder: Path) -> None:
@@ -275,13 +281,13 @@ class Result:
     @property
     def plot(self) -> Any:
         """Charts of this result as matplotlib Figures: ``result.plot.balances()`` and friends."""
-        from .plots import Plotter
-
-        return Plotter(self)
+        if Result.plotter is None:
+            raise RuntimeError("no plotter is installed: import sim, which installs sim.viz's")
+        return Result.plotter(self)
 
 
 def _money(cents: int, digits: int) -> str:
-    from .units import format_money
+    from ..core.units import format_money
 
     return format_money(cents, digits)
 
@@ -361,7 +367,7 @@ def check_counts(
 
     Problems are an InputError naming ``source`` (the CLI passes ``<command line>`` and ``--``).
     """
-    from .scenario import MAX_REPLICATIONS
+    from ..inputs.scenario import MAX_REPLICATIONS
 
     def bad_int(value: object, low: int, high: int) -> bool:
         return isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high

@@ -22,7 +22,7 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     """Collect ``*.yaml``/``*.yml`` files that declare a scenario with expectations."""
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    from .yamlio import MAX_BYTES, InputError, read_text_bounded
+    from ..core.yamlio import MAX_BYTES, InputError, read_text_bounded
 
     try:  # bounded, regular files only: a FIFO or device named *.yaml is not read (nor collected)
         head = read_text_bounded(file_path, MAX_BYTES, "file")
@@ -48,8 +48,8 @@ class ScenarioItem(pytest.Item):
     """Runs the scenario and checks its expectations."""
 
     def runtest(self) -> None:
-        from .batch import run
-        from .yamlio import InputError
+        from ..core.yamlio import InputError
+        from ..experiments.batch import run
 
         try:
             result = run(self.path)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.units import UnitError, parse_duration, parse_rate
+from ..core.yamlio import Problem
 from .distributions import Dist, constant, parse_dist, parse_mix
-from .units import UnitError, parse_duration, parse_rate
-from .yamlio import Problem
 
 if TYPE_CHECKING:
-    from .scenario import _Collector
-    from .yamlio import Loc
+    from ..core.problems import Collector
+    from ..core.yamlio import Loc
 
 #: the most contracts a run may expect (arrivals.count, or arrivals.rate times until)
 MAX_CONTRACTS = 10_000_000
@@ -86,7 +86,7 @@ class Population:
 _KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform")
 
 
-def _block(col: _Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, ...]) -> dict:
+def _block(col: Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, ...]) -> dict:
     raw = data.get(key, {})
     if raw is None:
         return {}
@@ -97,7 +97,7 @@ def _block(col: _Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, 
     return raw
 
 
-def _prob(col: _Collector, raw: Any, loc: Loc, default: float) -> float:
+def _prob(col: Collector, raw: Any, loc: Loc, default: float) -> float:
     if raw is None:
         return default
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 1:
@@ -106,7 +106,7 @@ def _prob(col: _Collector, raw: Any, loc: Loc, default: float) -> float:
     return float(raw)
 
 
-def _count(col: _Collector, raw: Any, loc: Loc, minimum: int, maximum: int) -> int | None:
+def _count(col: Collector, raw: Any, loc: Loc, minimum: int, maximum: int) -> int | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
@@ -120,7 +120,7 @@ def _count(col: _Collector, raw: Any, loc: Loc, minimum: int, maximum: int) -> i
 
 
 def parse_population(
-    col: _Collector, raw: Any, base: Path, digits: int, *, roots: Sequence[Path] | None = None
+    col: Collector, raw: Any, base: Path, digits: int, *, roots: Sequence[Path] | None = None
 ) -> Population | None:
     """Validate the ``population:`` block, reporting every problem with its position.
 
@@ -265,7 +265,7 @@ def parse_population(
 
 
 def _fraction(
-    col: _Collector,
+    col: Collector,
     block: dict,
     key: str,
     loc: Loc,
@@ -280,7 +280,7 @@ def _fraction(
     return parse_dist(col, block[key], (*loc, key), "number", base, digits, roots=roots) or default
 
 
-def check_expected_size(col: _Collector, pop: Population, until: float | None) -> None:
+def check_expected_size(col: Collector, pop: Population, until: float | None) -> None:
     """Report a population that expects more contracts in a run than MAX_CONTRACTS."""
     if pop.rate is None:
         return

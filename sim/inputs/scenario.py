@@ -9,18 +9,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .actions import ACTIONS, AUTOMATIC, CONTRACT_STATES, MILESTONE_STATES, Action
-from .ledger import FLOWS
-from .policy import RULE_IDS, Override, Policy, load_policy
-from .sampling import Population, check_expected_size, parse_population
-from .units import UnitError, format_duration, parse_duration, parse_money
-from .yamlio import Doc, InputError, Loc, Problem, allowed_roots, load_file
+from ..core.problems import Collector
+from ..core.units import format_duration
+from ..core.yamlio import Doc, InputError, Loc, Problem, allowed_roots, load_file
+from ..machine.vocabulary import ACTIONS, AUTOMATIC, CONTRACT_STATES, MILESTONE_STATES, Action
+from ..money.ledger import FLOWS
+from ..policy.model import RULE_IDS, Override, Policy, load_policy
+from .population_spec import Population, check_expected_size, parse_population
 
 SCENARIO_KEYS = (
     "scenario",
@@ -114,103 +114,6 @@ class Scenario:
         return dataclasses.replace(self, policy=policy, overrides=tuple(allpairs))
 
 
-class _Collector:
-    """Collects problems so a file reports all of them at once."""
-
-    def __init__(self, doc: Doc) -> None:
-        self.doc = doc
-        self.problems: list[Problem] = []
-        self.warnings: list[Problem] = []
-
-    def warn(self, loc: Loc, message: str) -> None:
-        self.warnings.append(self.doc.problem(loc, message))
-
-    def misspelt(self, data: dict, key: str) -> bool:
-        """True if ``data`` has a key that looks like a misspelling of ``key`` (reported as unknown)."""
-        others = [k for k in data if isinstance(k, str) and k != key]
-        return bool(difflib.get_close_matches(key, others, n=1))
-
-    def missing(self, data: dict, key: str, loc: Loc, message: str | None = None) -> None:
-        """Report a required key that is missing, unless a misspelling of it was reported already."""
-        if not self.misspelt(data, key):
-            self.add(loc, message or f"required key {key!r} is missing")
-
-    def add(self, loc: Loc, message: str, *, key: bool = False) -> None:
-        self.problems.append(self.doc.problem(loc, message, key=key))
-
-    def money(self, value: Any, loc: Loc, digits: int, *, allow_zero: bool = False) -> int | None:
-        try:
-            return parse_money(value, digits, allow_zero=allow_zero)
-        except UnitError as exc:
-            self.add(loc, str(exc))
-            return None
-
-    def duration(self, value: Any, loc: Loc) -> float | None:
-        try:
-            return parse_duration(value)
-        except UnitError as exc:
-            self.add(loc, str(exc))
-            return None
-
-    def keys(self, data: dict, allowed: tuple[str, ...], loc: Loc) -> None:
-        for key in data:
-            if key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, n=1)
-                msg = f"unknown key {key!r}"
-                if hint:
-                    msg += f" (did you mean {hint[0]!r}?)"
-                msg += f"; allowed: {', '.join(allowed)}"
-                self.add((*loc, key), msg, key=True)
-
-    def text(self, data: dict, key: str, loc: Loc, *, required: bool = True) -> str | None:
-        value = data.get(key)
-        if value is None:
-            if required:
-                self.missing(data, key, loc)
-            return None
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-            self.add((*loc, key), f"expected a name, got {shown}")
-            return None
-        return str(value)
-
-    def ident(self, data: dict, key: str, loc: Loc, what: str) -> str | None:
-        """A contract or party id: a name that account names can hold (not empty, no ':' or '/')."""
-        value = self.text(data, key, loc)
-        if value is None:
-            return None
-        if not value.strip():
-            self.add((*loc, key), f"a {what} id must not be empty")
-            return None
-        if ":" in value or "/" in value:
-            self.add(
-                (*loc, key),
-                f"{what} ids may not contain ':' or '/' (they name accounts and milestones, "
-                f"e.g. freelancer:ana and c1/m1); got {value!r}",
-            )
-            return None
-        return value
-
-    def free_text(self, data: dict, key: str, what: str) -> str | None:
-        """A free-text value (a title, a description): text as written, never a list, map or number.
-
-        A plain scalar that YAML would type (``description: 1e999``, ``scenario: 12``) is taken as
-        the text it was written as; ``data`` is updated to hold that text, so outputs show it.
-        """
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) and (key,) in self.doc.texts:
-            value = data[key] = self.doc.texts[(key,)]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            value = data[key] = str(value)  # in-memory data (sweeps): a finite number reads as itself
-        if not isinstance(value, str):
-            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-            self.add((key,), f"{what} is text; got {shown} (a {type(value).__name__}): put it in quotes")
-            return None
-        return value
-
-
 _ARGS: dict[str, tuple[str, ...]] = {
     "fund": ("milestone",),
     "approve": ("milestone", "amount"),
@@ -251,7 +154,7 @@ def _unknown_action(actor: str, name: str) -> str:
     return msg + f"; allowed: {', '.join(ACTIONS[actor])}"
 
 
-def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[str]) -> ScriptStep | None:
+def _parse_step(col: Collector, item: Any, loc: Loc, digits: int, known: set[str]) -> ScriptStep | None:
     if not isinstance(item, dict):
         col.add(loc, "a script step is a mapping like {at: 1d, client: fund, milestone: m1}")
         return None
@@ -333,7 +236,7 @@ def _parse_step(col: _Collector, item: Any, loc: Loc, digits: int, known: set[st
 
 
 def _parse_contracts(
-    col: _Collector, data: Any, digits: int, until: float | None = None
+    col: Collector, data: Any, digits: int, until: float | None = None
 ) -> tuple[ContractSpec, ...]:
     if not isinstance(data, list) or not data:
         col.add(("contracts",), "contracts is a non-empty list")
@@ -420,7 +323,7 @@ _MATCH_KEYS = {
 }
 
 
-def _parse_expect(col: _Collector, data: Any, contracts: tuple[ContractSpec, ...], digits: int):
+def _parse_expect(col: Collector, data: Any, contracts: tuple[ContractSpec, ...], digits: int):
     if data is None:
         return ()
     if not isinstance(data, list):
@@ -584,7 +487,7 @@ def _build(
     data = doc.data
     if not isinstance(data, dict):
         raise InputError([doc.problem((), "a scenario file is a mapping with scenario:, policy:, ...")])
-    col = _Collector(doc)
+    col = Collector(doc)
     col.keys(data, SCENARIO_KEYS, ())
     if "scenario" in data:
         title = col.free_text(data, "scenario", "scenario (the title)") or path.stem

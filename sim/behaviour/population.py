@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from .contract import Action, Contract, Emitted
-from .distributions import pick
-from .engine import NoProgress
-from .sampling import Population
-from .scenario import ContractSpec, MilestoneSpec
-from .units import MAX_MINOR
-from .yamlio import InputError, Problem
+from ..core.units import MAX_MINOR
+from ..core.yamlio import InputError, Problem
+from ..engine.simulation import NoProgress
+from ..inputs.distributions import pick
+from ..inputs.population_spec import Population
+from ..inputs.scenario import ContractSpec, MilestoneSpec
+from ..machine.contract import Action, Contract, Emitted
 
 if TYPE_CHECKING:
-    from .engine import Simulation
-    from .scenario import Scenario
+    from ..engine.simulation import Simulation
+    from ..inputs.scenario import Scenario
 
 
 # ------------------------------------------------------------------------------ behaviour
@@ -274,7 +274,7 @@ class _DisputeDesk:
             sim.at(handling, decide)
 
         def decide(_ev: Any) -> None:
-            from .contract import disputed_amount
+            from ..machine.contract import disputed_amount
 
             contract = sim.contracts[cid]
             total = disputed_amount(contract)
@@ -327,9 +327,9 @@ def sample_contract(pop: Population, index: int, rng: np.random.Generator, digit
     the largest supported amount is bad input: an InputError naming where the distribution was
     written, raised before anything is written.
     """
-    from . import yamlio
-    from .sampling import MAX_MILESTONES_PER_CONTRACT
-    from .units import MAX_MINOR
+    from ..core import yamlio
+    from ..core.units import MAX_MINOR
+    from ..inputs.population_spec import MAX_MILESTONES_PER_CONTRACT
 
     def _sampled_error(where: yamlio.Problem | None, key: str, message: str) -> yamlio.InputError:
         if where is None:

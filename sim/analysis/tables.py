@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .contract import TERMINAL
-from .engine import EVENT_COLUMNS, Simulation
-from .ledger import KINDS
-from .units import format_money
+from ..core.units import format_money
+from ..engine.simulation import EVENT_COLUMNS, Simulation
+from ..machine.contract import TERMINAL
+from ..money.ledger import KINDS
 
 LEDGER_COLUMNS = ("time", "from_account", "to_account", "flow", "amount", "contract", "milestone")
 MILESTONE_COLUMNS = (
@@ -131,7 +131,7 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
 
 def milestone_frame(sim: Simulation) -> pd.DataFrame:
     """One row per milestone, in contract arrival order: retired contracts' and live ones'."""
-    from .engine import ROW_OUTCOMES, ROW_STATES, RetiredMilestones
+    from ..engine.simulation import ROW_OUTCOMES, ROW_STATES, RetiredMilestones
 
     live = RetiredMilestones()
     for cid, c in sim.contracts.items():

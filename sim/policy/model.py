@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from . import schema
-from .units import (
+from ..core import schema
+from ..core.units import (
     CURRENCY_DIGITS,
     ROUNDING_MODES,
     UnitError,
@@ -37,7 +37,17 @@ from .units import (
     parse_duration,
     parse_money,
 )
-from .yamlio import Doc, InputError, Loc, Problem, allowed_roots, confined, dotted, load_file, outside_message
+from ..core.yamlio import (
+    Doc,
+    InputError,
+    Loc,
+    Problem,
+    allowed_roots,
+    confined,
+    dotted,
+    load_file,
+    outside_message,
+)
 
 #: Rule ids a rejected action is recorded with (FORMAT.md section 2).
 RULE_IDS = (
@@ -425,7 +435,7 @@ def load_policy(
 
 def parse_set_option(text: str) -> tuple[str, Any]:
     """Split a ``--set KEY=VALUE`` option; the value is read as a YAML scalar or list."""
-    from .yamlio import load_text
+    from ..core.yamlio import load_text
 
     if "=" not in text:
         raise InputError([Problem("<command line>", None, None, f"--set expects KEY=VALUE, got {text!r}")])

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .actions import (  # noqa: F401 - the vocabulary, re-exported for callers of the state machine
+from ..core.units import format_money, percent_of
+from ..policy.model import Policy
+from .vocabulary import (  # noqa: F401 - the vocabulary, re-exported for callers of the state machine
     ACTIONS,
     AUTOMATIC,
     CONTRACT_STATES,
@@ -25,8 +27,6 @@ from .actions import (  # noqa: F401 - the vocabulary, re-exported for callers o
     TERMINAL,
     Action,
 )
-from .policy import Policy
-from .units import format_money, percent_of
 
 
 @dataclass(slots=True)

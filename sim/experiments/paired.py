@@ -17,33 +17,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from .. import __version__
+from ..analysis.tables import KPI_NAMES
+from ..core.yamlio import InputError, Problem
+from ..inputs.scenario import Scenario
 from .batch import check_counts
 from .executors import Backend
 from .outdir import prepare_in_place
-from .results import KPI_NAMES
-from .scenario import Scenario
 from .sweeps import (
     GRID_SOURCE,
     Variant,
-    _base,
-    _check_kpis,
-    _fmt,
-    _literal,
-    _runs_frame,
-    _write_figure,
-    _write_table,
-    _write_text,
-    _yerr,
-    _zip,
+    base_scenario,
+    chart_literal,
+    check_kpis,
+    error_bars,
     factor_kind,
     fingerprint,
+    format_kpi,
     prepare_out,
     run_variants,
+    runs_frame,
     same_inputs,
     with_factors,
+    write_figure,
+    write_table,
+    write_text,
 )
-from .yamlio import InputError, Problem
 
 
 @dataclass
@@ -66,7 +65,7 @@ class CompareResult:
 
     def table(self, kpis: Sequence[str] | None = None) -> pd.DataFrame:
         """The differences as text, for printing."""
-        d = self.diff if not kpis else self.diff[self.diff["kpi"].isin(_check_kpis(kpis, "<kpis>"))]
+        d = self.diff if not kpis else self.diff[self.diff["kpi"].isin(check_kpis(kpis, "<kpis>"))]
         rows = []
         for r in d.itertuples():
             if r.n == 0:
@@ -74,12 +73,13 @@ class CompareResult:
             rows.append(
                 {
                     "kpi": r.kpi,
-                    "A": _fmt(r.kpi, r.a_mean),
-                    "B": _fmt(r.kpi, r.b_mean),
-                    "B - A": _fmt(r.kpi, r.diff, ref=r.a_mean),
+                    "A": format_kpi(r.kpi, r.a_mean),
+                    "B": format_kpi(r.kpi, r.b_mean),
+                    "B - A": format_kpi(r.kpi, r.diff, ref=r.a_mean),
                     "95% interval": "-"
                     if r.ci_low is None or math.isnan(r.ci_low)
-                    else f"[{_fmt(r.kpi, r.ci_low, ref=r.a_mean)}, {_fmt(r.kpi, r.ci_high, ref=r.a_mean)}]",
+                    else f"[{format_kpi(r.kpi, r.ci_low, ref=r.a_mean)}, "
+                    f"{format_kpi(r.kpi, r.ci_high, ref=r.a_mean)}]",
                     "p": "-" if math.isnan(r.p_value) else f"{r.p_value:.3g}",
                     "significant": "yes" if r.significant else "",
                 }
@@ -97,8 +97,8 @@ class CompareResult:
         """
         out = Path(out)
         prepare_in_place(out, force=force, source="<out>")
-        _write_table(self.diff, out / "compare")
-        _write_table(self.runs, out / "runs")
+        write_table(self.diff, out / "compare")
+        write_table(self.runs, out / "runs")
         manifest = {
             "tool": {"name": "milestone-sim", "version": __version__},
             "scenario": self.a.scenario.path.as_posix(),
@@ -108,9 +108,9 @@ class CompareResult:
             "b": {"label": self.b.label, "policy": self.b.scenario.policy.resolved()},
             "significant": self.significant,
         }
-        _write_text(out / "compare.json", json.dumps(manifest, indent=2, default=str) + "\n")
+        write_text(out / "compare.json", json.dumps(manifest, indent=2, default=str) + "\n")
         if charts:
-            _write_figure(self.plot(), out / "compare.png")
+            write_figure(self.plot(), out / "compare.png")
         return out
 
 
@@ -197,10 +197,10 @@ def compare(
     significant when its 95% paired t-interval excludes zero. A and B must differ (in policy,
     population or horizon): comparing a variant with itself is refused.
     """
-    base = _base(scenario, overrides)
+    base = base_scenario(scenario, overrides)
     problems: list[Problem] = []
     sides: list[Variant] = []
-    for i, (spec, src) in enumerate(_zip((a, b), sources)):
+    for i, (spec, src) in enumerate(zip((a, b), sources, strict=False)):
         values = _side(spec)
         try:
             for key in values:
@@ -241,7 +241,7 @@ def compare(
     )
     names = {0: "A", 1: "B"}
     labels = {v.id: v.label for v in sides}
-    runs = _runs_frame([], outcomes, seed, {"side": names, "label": labels})
+    runs = runs_frame([], outcomes, seed, {"side": names, "label": labels})
     diff = paired_differences(runs[runs["side"] == "A"], runs[runs["side"] == "B"])
     result = CompareResult(runs, diff, sides[0], sides[1], seed, reps, outdir, parts)
     if outdir is not None:
@@ -267,7 +267,7 @@ def plot_compare(result: CompareResult) -> Any:
     fig = Figure(figsize=(7.5 if len(panels) == 1 else 11, 0.32 * rows + 1.2), layout="constrained")
     widths = [2, 1] if len(panels) == 2 else None  # the absolute panel holds a few KPIs at most
     axes = fig.subplots(1, len(panels), squeeze=False, width_ratios=widths)[0]
-    for ax, (kind, part) in _zip(axes, panels):
+    for ax, (kind, part) in zip(axes, panels, strict=False):
         scale = np.maximum(part["a_mean"].abs().to_numpy(), part["b_mean"].abs().to_numpy())
         mid = _denoise(part["diff"].to_numpy(dtype=float), scale)
         lo = _denoise(part["ci_low"].to_numpy(dtype=float), scale)
@@ -277,7 +277,7 @@ def plot_compare(result: CompareResult) -> Any:
             mid, lo, hi = 100 * mid / base, 100 * lo / base, 100 * hi / base
         colors = ["tab:red" if s else "tab:gray" for s in part["significant"]]
         y = np.arange(len(part))
-        ax.barh(y, mid, color=colors, xerr=_yerr(mid, lo, hi), capsize=2)
+        ax.barh(y, mid, color=colors, xerr=error_bars(mid, lo, hi), capsize=2)
         ax.set_yticks(y, list(part["kpi"]), fontsize=7)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_ylim(rows - 0.5, -0.5)  # the same row pitch in both panels, first KPI on top
@@ -288,7 +288,7 @@ def plot_compare(result: CompareResult) -> Any:
         ax.tick_params(axis="x", labelsize=7)
         label = "B − A, % of A" if kind == "rel" else "B − A where A is 0 (KPI units)"
         ax.set_xlabel(f"{label} (red: significant at 95%)", fontsize=8)
-    fig.suptitle(_literal(f"A: {result.a.label}\nB: {result.b.label}"), fontsize=8)
+    fig.suptitle(chart_literal(f"A: {result.a.label}\nB: {result.b.label}"), fontsize=8)
     return fig
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .results import KPI_NAMES, MONEY_KPIS
-from .units import format_duration, format_money
+from ..analysis.tables import KPI_NAMES, MONEY_KPIS
+from ..core.units import format_duration, format_money
 
 if TYPE_CHECKING:
-    from .batch import Result
+    from ..experiments.batch import Result
 
 TIMELINE_MAX = 80
 

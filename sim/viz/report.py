@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, plots
-from .results import KPI_NAMES, MONEY_KPIS
-from .units import format_duration
+from .. import __version__
+from ..analysis.tables import KPI_NAMES, MONEY_KPIS
+from ..core.units import format_duration
+from . import plots
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .batch import Result
-    from .expect import CheckResult
-    from .scenario import Expectation
+    from ..analysis.expect import CheckResult
+    from ..experiments.batch import Result
+    from ..inputs.scenario import Expectation
 
 #: Section ids of report.html, in order (tests look for each).
 SECTIONS = ("scenario", "policy", "kpis", "fund-flows", "charts", "expectations")

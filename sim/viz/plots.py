@@ -1,8 +1,8 @@
 """Charts of a run as matplotlib Figures: balances, flows, timeline, time to payment, outcomes, Sankey.
 
-Every function takes a :class:`~sim.batch.Result` and returns a ``matplotlib.figure.Figure`` built
+Every function takes a :class:`~sim.experiments.batch.Result` and returns a ``matplotlib.figure.Figure`` built
 without pyplot, so nothing here touches the global backend or pyplot's figure registry: notebooks
-display and restyle the figures, and :mod:`sim.report` saves them with the Agg canvas.
+display and restyle the figures, and :mod:`sim.viz.report` saves them with the Agg canvas.
 
 Conventions:
 
@@ -33,13 +33,13 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from .units import format_duration
+from ..core.units import format_duration
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from .batch import Result
-    from .results import RunTables
+    from ..analysis.tables import RunTables
+    from ..experiments.batch import Result
 
 #: Chart names in report order; each is a function of this module and a method of ``Plotter``.
 CHARTS = ("balances", "flows", "timeline", "time_to_payment", "outcomes", "sankey", "dispute_queue")

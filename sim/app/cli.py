@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .yamlio import InputError, Problem
+from ..core.yamlio import InputError, Problem
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OUTPUT = 0, 1, 2, 3, 4
 OUT_SOURCE = "<command line --out>"
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="milestone-sim",
         description="Simulate escrow milestone policies: where the money goes, and when.",
     )
-    from . import __version__
+    from .. import __version__
 
     p.add_argument("--version", action="version", version=f"milestone-sim {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
-    from .outdir import OutputError
+    from ..experiments.outdir import OutputError
 
     args = _parser().parse_args(argv)
     try:
@@ -129,7 +129,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         except BrokenPipeError:
             raise
         except OSError as exc:
-            from .outdir import OutputError
+            from ..experiments.outdir import OutputError
 
             raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
@@ -166,7 +166,7 @@ def _print_problems(problems: list[Problem]) -> None:
 
 def _set_values(items: list[str], source: str = "<command line --set>") -> dict[str, Any]:
     """``--set KEY=VALUE`` options as factors (what ``--grid`` takes), all problems at once."""
-    from .policy import parse_set_option
+    from ..policy.model import parse_set_option
 
     values: dict[str, Any] = {}
     problems: list[Problem] = []
@@ -212,8 +212,8 @@ def _warn(scenario: Any) -> None:
 
 def _load(path: str, set_items: list[str], allow: tuple[Path, ...] = ()) -> Any:
     """The scenario file with the --set options applied (the sweep's factor code path)."""
-    from .scenario import load_scenario
-    from .sweeps import apply_factors
+    from ..experiments.sweeps import apply_factors
+    from ..inputs.scenario import load_scenario
 
     values = _set_values(set_items)  # a malformed option is reported before the file is read
     scenario = apply_factors(load_scenario(path, allow=allow), values, "<command line --set>")
@@ -222,7 +222,7 @@ def _load(path: str, set_items: list[str], allow: tuple[Path, ...] = ()) -> Any:
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    from .batch import check_counts
+    from ..experiments.batch import check_counts
 
     check_counts(args.replications, args.seed, args.workers, source="<command line>", dash="--")
 
@@ -234,15 +234,15 @@ def _say(text: str = "") -> None:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        from .outdir import OutputError
+        from ..experiments.outdir import OutputError
 
         raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import report_text
-    from .batch import resolve_events, run
-    from .outdir import check_out_dir
+    from ..experiments.batch import resolve_events, run
+    from ..experiments.outdir import check_out_dir
+    from ..viz import report_text
 
     _check_counts(args)
     out = Path(args.out) if args.out else Path("out") / Path(args.scenario).stem
@@ -290,10 +290,10 @@ def _cmd_test(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
     A file named on the command line that has no expectations is reported as such; when nothing
     at all was checked the command fails (exit 1) rather than passing silently.
     """
-    from .batch import run
-    from .policy import load_policy
-    from .scenario import load_scenario
-    from .yamlio import load_file
+    from ..core.yamlio import load_file
+    from ..experiments.batch import run
+    from ..inputs.scenario import load_scenario
+    from ..policy.model import load_policy
 
     named = {Path(p) for p in paths if not Path(p).is_dir()}
     files = scenario_files(paths)
@@ -344,9 +344,9 @@ def _cmd_test(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
 
 
 def _cmd_validate(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
-    from .policy import load_policy
-    from .scenario import load_scenario
-    from .yamlio import load_file
+    from ..core.yamlio import load_file
+    from ..inputs.scenario import load_scenario
+    from ..policy.model import load_policy
 
     problems: list[Problem] = []
     count = 0
@@ -368,7 +368,7 @@ def _cmd_validate(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
 
 
 def _cmd_policies() -> int:
-    from .policy import builtin_packs, load_policy
+    from ..policy.model import builtin_packs, load_policy
 
     for name in builtin_packs():
         pol = load_policy(name)
@@ -525,8 +525,8 @@ def _connect_errors(run: Any, scheduler: str | None) -> Any:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .outdir import check_out_dir
-    from .sweeps import _check_kpis, build_variants, parse_grid_option, sweep
+    from ..experiments.outdir import check_out_dir
+    from ..experiments.sweeps import build_variants, check_kpis, parse_grid_option, sweep
 
     ex = _execution(args)
     out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-sweep"
@@ -545,7 +545,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         grid[key] = values
     if problems:
         raise InputError(problems)
-    kpis = _check_kpis(_kpi_option(args))
+    kpis = check_kpis(_kpi_option(args))
     build_variants(scenario, grid, args.zip)  # every problem before anything is written
     try:
         result = _connect_errors(
@@ -566,9 +566,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .outdir import check_out_dir
-    from .paired import compare
-    from .sweeps import _check_kpis
+    from ..experiments.outdir import check_out_dir
+    from ..experiments.paired import compare
+    from ..experiments.sweeps import check_kpis
 
     if len(args.policy) > 2:
         raise InputError(
@@ -599,7 +599,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         (1, args.set_b, "<command line --set-b>"),
     ):
         sides[side].update(_set_values(items, src))
-    kpis = _check_kpis(_kpi_option(args)) if args.kpi else None
+    kpis = check_kpis(_kpi_option(args)) if args.kpi else None
     result = _connect_errors(
         lambda: compare(
             scenario, sides[0], sides[1], out=out, sources=("<command line A>", "<command line B>"), **ex

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..inputs.scenario import Scenario
 from .runner import run_replication
-from .scenario import Scenario
 
 BACKENDS = ("inprocess", "processes", "dask")
 BROKEN_HINT = (

@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from .engine import Simulation
-from .results import RunTables, tables_from
-from .scenario import Scenario
+from ..analysis.tables import RunTables, tables_from
+from ..engine.simulation import Simulation
+from ..inputs.scenario import Scenario
 
 
 def run_replication(
@@ -30,7 +30,7 @@ def run_replication(
         balance_every=None if keep else 1.0,
     )
     if scenario.is_population:
-        from .population import populate
+        from ..behaviour.population import populate
 
         populate(sim, scenario, replication, seed)
         if bar is not None and scenario.until:

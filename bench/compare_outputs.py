@@ -1,0 +1,75 @@
+"""Byte-compare the outputs of every scenario under two versions of the code.
+
+    python bench/compare_outputs.py BASE_COMMIT [--repo PATH]
+
+BASE_COMMIT's tree is extracted to a temporary folder (``git archive``) and run with
+``PYTHONPATH=<tree> python -m sim``; the current code runs through the ``milestone-sim`` console
+script next to this interpreter. Both run on the scenario files of the base tree (the same paths, so
+``summary.json`` matches), and every CSV and ``summary.json`` is compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+EXTRA = {"populations/marketplace_year.yaml": ["--replications", "2", "--set", "until=60d"]}
+
+
+def run_all(cmd: list[str], cwd: Path, out: Path, env: dict[str, str]) -> list[str]:
+    failures = []
+    for scenario in sorted((cwd / "scenarios").rglob("*.yaml")):
+        rel = scenario.relative_to(cwd / "scenarios").as_posix()
+        target = out / rel.removesuffix(".yaml").replace("/", "__")
+        args = [*cmd, "run", f"scenarios/{rel}", "--out", str(target), "--no-charts", "--quiet"]
+        args += EXTRA.get(rel, [])
+        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+        if proc.returncode not in (0, 1):  # 1: an expectation failed on purpose
+            failures.append(f"{rel}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
+        (target.parent / f"{target.name}.rc").write_text(str(proc.returncode))
+    return failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("base")
+    parser.add_argument("--repo", default=str(Path(__file__).resolve().parent.parent))
+    ns = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="compare_outputs_"))
+    base = work / "base"
+    base.mkdir()
+    archive = subprocess.run(["git", "-C", ns.repo, "archive", ns.base], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+    if not (base / "sim" / "rules").exists():  # installed as sim.rules from rules/
+        shutil.copytree(base / "rules", base / "sim" / "rules")
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    base_env = {**env, "PYTHONPATH": str(base)}
+    script = str(Path(sys.executable).parent / "milestone-sim")
+    problems = run_all([sys.executable, "-m", "sim"], base, work / "out_base", base_env)
+    problems += run_all([script], base, work / "out_new", env)
+    compared = 0
+    for old in sorted((work / "out_base").rglob("*")):
+        if not old.is_file() or not (old.suffix in (".csv", ".rc") or old.name == "summary.json"):
+            continue
+        new = work / "out_new" / old.relative_to(work / "out_base")
+        compared += 1
+        if not new.exists() or not filecmp.cmp(old, new, shallow=False):
+            problems.append(f"differs: {old.relative_to(work / 'out_base')}")
+    for new in sorted((work / "out_new").rglob("*")):
+        old = work / "out_base" / new.relative_to(work / "out_new")
+        if new.is_file() and not old.exists():
+            problems.append(f"only in the new run: {new.relative_to(work / 'out_new')}")
+    print(f"{compared} files compared in {work}")
+    print("\n".join(problems) if problems else "all byte-identical")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Analysis: tables and KPIs from a run's record, and expectation checking."""

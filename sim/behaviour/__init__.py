@@ -1,0 +1,1 @@
+"""Behaviour: sampled parties that arrive, react and race the timers, and the dispute desk."""

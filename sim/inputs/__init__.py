@@ -1,0 +1,1 @@
+"""Inputs: scenario files, the population block and its distributions, validated with positions."""

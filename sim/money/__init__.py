@@ -1,0 +1,1 @@
+"""Money: the ledger (accounts, postings, flows) that checks conservation after every event."""

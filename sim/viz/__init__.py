@@ -1,0 +1,1 @@
+"""Visualisation: charts, the printed summary and the HTML report."""
