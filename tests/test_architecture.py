@@ -13,7 +13,7 @@ SIM = Path(__file__).resolve().parent.parent / "sim"
 LAYERS: dict[str, list[str]] = {
     "core": ["units", "yamlio", "problems", "schema"],
     "money": ["ledger"],
-    "policy": ["model"],
+    "policy": ["calendar", "model"],
     "machine": ["vocabulary", "contract"],
     "inputs": ["distributions", "population_spec", "scenario"],
     "engine": ["simulation"],

@@ -12,6 +12,7 @@ scheduled (file order for scripts).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from array import array
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from ..machine.contract import (
     timer_is_stale,
 )
 from ..money.ledger import FLOWS, KINDS, Ledger
+from ..policy.calendar import Clock
 from ..policy.model import Policy
 
 LATE = 2  # priority after every action at the same time: horizon and snapshots
@@ -256,8 +258,11 @@ class Simulation:
         until: float | None = None,
         keep_events: bool = True,
         balance_every: float | None = None,
+        start: dt.date | None = None,
     ) -> None:
         self.policy = policy
+        #: the scenario's start date on the policy's calendar: turns ``bd`` windows into days
+        self.clock = Clock(policy.calendar.calendar(), start)
         self.env = simpy.Environment()
         self.ledger = Ledger(keep_postings=keep_events)
         self.contracts: dict[str, Contract] = {}  # live contracts (finished ones retire when streaming)
@@ -387,7 +392,7 @@ class Simulation:
                 raise NoProgress(cid, now, dict(names))
         if action.name == "funds_available":
             self.holds[cid] -= 1
-        out = apply(self.policy, c, action, now)
+        out = apply(self.policy, c, action, now, self.clock)
         if not out.accepted:
             if out.rule == "stale":
                 return False

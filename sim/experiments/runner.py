@@ -28,6 +28,7 @@ def run_replication(
         until=scenario.until,
         keep_events=keep,
         balance_every=None if keep else 1.0,
+        start=scenario.start,
     )
     if scenario.is_population:
         from ..behaviour.population import populate

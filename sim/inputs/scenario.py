@@ -111,7 +111,38 @@ class Scenario:
             base=self.path.parent,
             allow=self.allow,
         )
+        message = None if self.start is not None else start_missing(policy)
+        if message:
+            raise InputError([Problem("<command line --set>", None, None, message, "start")])
         return dataclasses.replace(self, policy=policy, overrides=tuple(allpairs))
+
+
+def start_missing(policy: Policy) -> str | None:
+    """Why the scenario needs ``start:`` under this policy (business days), or None."""
+    keys = policy.business_day_keys()
+    if not keys:
+        return None
+    windows = ", ".join(f"{k} is {policy_value(policy, k)}" for k in keys)
+    return (
+        f"required key 'start' is missing: the policy counts business days ({windows}), so the "
+        "scenario needs the calendar date of t = 0, e.g. start: 2026-01-05"
+    )
+
+
+def policy_value(policy: Policy, key: str) -> Any:
+    """The value of a dotted policy key (``review.window``)."""
+    node: Any = policy
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _bd_source(policy: Policy, raw_over: dict) -> Loc:
+    """Where the first business-day window was written in the scenario: its override, or ``policy:``."""
+    for key in policy.business_day_keys():
+        if key in raw_over:
+            return ("policy_overrides", key)
+    return ("policy",)
 
 
 _ARGS: dict[str, tuple[str, ...]] = {
@@ -551,6 +582,12 @@ def _build(
             )
         except InputError as exc:
             col.problems.extend(exc.problems)
+    if policy is not None and start is None and "start" not in data:
+        message = start_missing(policy)
+        if message:
+            where = _bd_source(policy, raw_over)
+            problem = doc.problem(where, message, key=True)
+            col.problems.append(dataclasses.replace(problem, key="start"))
     digits = policy.digits if policy else 2
     contracts: tuple[ContractSpec, ...] = ()
     population = None

@@ -1,9 +1,11 @@
 """The milestone state machine: every rule of every policy is decided here, and only here.
 
-``apply(policy, contract, action, now)`` reads the policy and the contract's state and returns
-either a rejection (rule id and a message; nothing changed) or the accepted events, each with
-its postings, plus the timers to start. It never touches SimPy, a clock or randomness: the
-engine decides *when* things happen, this module decides *what* they do.
+``apply(policy, contract, action, now, clock)`` reads the policy and the contract's state and
+returns either a rejection (rule id and a message; nothing changed) or the accepted events, each
+with its postings, plus the timers to start. It never touches SimPy, a wall clock or randomness:
+the engine decides *when* things happen, this module decides *what* they do. ``clock`` is pure
+calendar arithmetic (``sim.policy.calendar.Clock``: the scenario's start date and the policy's
+business days), which turns a ``5bd`` window into days at the moment it opens.
 
 Timers are made harmless without interrupts: each carries the generation counter of what it
 watches (a milestone's review, the contract's refund request), and an action that beats it bumps
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.units import format_money, percent_of
+from ..policy.calendar import PLAIN, BusinessDays, Clock, is_zero
 from ..policy.model import Policy
 from .vocabulary import (  # noqa: F401 - the vocabulary, re-exported for callers of the state machine
     ACTIONS,
@@ -97,9 +100,12 @@ class Contract:
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """A follow-up the engine must schedule: fire ``action`` after ``delay`` days."""
+    """A follow-up the engine must schedule: fire ``action`` after ``delay`` days.
 
-    delay: float
+    Handlers write the policy's duration (days, or ``BusinessDays``); ``apply`` returns it in days.
+    """
+
+    delay: float | BusinessDays
     action: Action
 
 
@@ -194,7 +200,7 @@ def _funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[tu
 
 
 def _freelancer_target(policy: Policy, c: Contract) -> str:
-    suffix = "pending" if policy.hold.after_release > 0 else "available"
+    suffix = "available" if is_zero(policy.hold.after_release) else "pending"
     return f"freelancer:{c.freelancer}:{suffix}"
 
 
@@ -233,7 +239,7 @@ def _pay_freelancer(
             net -= fee
         else:
             postings.append((c.client_account, "platform", "fees", fee, mid))
-    if policy.hold.after_release > 0 and net > 0:
+    if not is_zero(policy.hold.after_release) and net > 0:
         timers.append(
             Timer(
                 policy.hold.after_release,
@@ -294,15 +300,24 @@ def _refund_all(c: Contract, now: float, actor: str, action: str, note: str) -> 
 # ------------------------------------------------------------------------------ the rules
 
 
-def apply(policy: Policy, c: Contract, action: Action, now: float) -> Outcome:
-    """Decide one action on one contract; mutate the contract only when the action is accepted."""
+def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    """Decide one action on one contract; mutate the contract only when the action is accepted.
+
+    ``clock`` maps ``now`` onto the policy's calendar (the scenario's ``start``): the timers the
+    handlers ask for in policy durations (``14d`` or ``5bd``) come back with their delays in days,
+    computed once, now, so a timer keeps the length it had when it started.
+    """
     handler = _HANDLERS.get(action.name)
     if handler is None:
         return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
     try:
-        out = handler(policy, c, action, now)
+        out = handler(policy, c, action, now, clock)
     except Rejected as rej:
         return Outcome(False, rej.rule, rej.message)
+    if out.timers:
+        out.timers = [
+            t if type(t.delay) is float else Timer(clock.days(now, t.delay), t.action) for t in out.timers
+        ]
     for ev in out.events:
         if ev.postings:
             _note_client_paid(policy, c, ev)
@@ -331,7 +346,7 @@ def _note_client_paid(policy: Policy, c: Contract, ev: Emitted) -> None:
     ev.message = f"{ev.message}; {text}" if ev.message else text
 
 
-def _offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("draft",), "send an offer")
     live = [m for m in c.milestones if not m.deleted]
     if not live:
@@ -364,12 +379,12 @@ def _end_offer(policy: Policy, c: Contract, a: Action, now: float, state: str, r
     return Outcome(True, events=events)
 
 
-def _withdraw_offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _withdraw_offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("offered",), "withdraw the offer")
     return _end_offer(policy, c, a, now, "withdrawn", policy.offer.refund_on_withdraw)
 
 
-def _decline_offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _decline_offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("offered",), "decline the offer")
     return _end_offer(policy, c, a, now, "declined", policy.offer.refund_on_decline)
 
@@ -392,20 +407,20 @@ def timer_is_stale(c: Contract, a: Action) -> bool:
     return False
 
 
-def _offer_expired(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _offer_expired(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     if timer_is_stale(c, a):
         return STALE
     return _end_offer(policy, c, a, now, "expired", policy.offer.refund_on_decline)
 
 
-def _accept_offer(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _accept_offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("offered",), "accept the offer")
     c.state = "active"
     c.offer_gen += 1
     return Outcome(True, events=[Emitted(a.actor, "accept_offer", "", 0, "contract active", [])])
 
 
-def _fund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _fund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("offered", "active"), "fund a milestone")
     m = _milestone(c, a.milestone)
     _need_milestone(m, ("planned",), "fund")
@@ -443,7 +458,7 @@ def _fund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     return Outcome(True, events=[Emitted(a.actor, "fund", m.id, m.amount, note, postings)])
 
 
-def _submit(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _submit(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active",), "submit work")
     m = _milestone(c, a.milestone)
     _need_milestone(m, ("funded", "changes_requested"), "submit")
@@ -456,11 +471,11 @@ def _submit(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     timers = []
     if policy.review.on_timeout == "approve":
         timers.append(Timer(policy.review.window, Action("platform", "auto_approve", m.id, gen=m.gen)))
-    note = f"submission {m.submissions}; review window ends in {policy.review.window:g}d"
+    note = f"submission {m.submissions}; review window ends in {clock.describe(now, policy.review.window)}"
     return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
 
 
-def _approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _approve(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active", "ended"), "approve")
     m = _milestone(c, a.milestone)
     _need_milestone(m, REVIEWABLE, "approve")
@@ -493,7 +508,7 @@ def _approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     return Outcome(True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers)
 
 
-def _auto_approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _auto_approve(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     if timer_is_stale(c, a):
         return STALE
     m = c.by_id[a.milestone or ""]
@@ -511,7 +526,7 @@ def _auto_approve(policy: Policy, c: Contract, a: Action, now: float) -> Outcome
     )
 
 
-def _request_changes(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _request_changes(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active",), "request changes")
     m = _milestone(c, a.milestone)
     _need_milestone(m, ("submitted",), "request changes on")
@@ -541,7 +556,7 @@ def _check_position_lock(policy: Policy, c: Contract, position: int) -> None:
         )
 
 
-def _add_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _add_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("draft", "offered", "active"), "add a milestone")
     mid = a.milestone or ""
     if mid in c.by_id:
@@ -566,7 +581,7 @@ def _add_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outcom
     return Outcome(True, events=[Emitted(a.actor, "add_milestone", mid, 0, note, [])])
 
 
-def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("draft", "offered", "active"), "edit a milestone")
     m = _milestone(c, a.milestone)
     locked = policy.milestones.active_locked
@@ -609,7 +624,7 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outco
     )
 
 
-def _delete_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _delete_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("draft", "offered", "active"), "delete a milestone")
     m = _milestone(c, a.milestone)
     if m.state in TERMINAL:
@@ -627,7 +642,7 @@ def _delete_milestone(policy: Policy, c: Contract, a: Action, now: float) -> Out
     return Outcome(True, events=[Emitted(a.actor, "delete_milestone", m.id, 0, "deleted", [])])
 
 
-def _reorder(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _reorder(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("draft", "offered", "active"), "reorder milestones")
     live = [m for m in c.milestones if not m.deleted]
     order = list(a.order or ())
@@ -644,7 +659,7 @@ def _reorder(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
     return Outcome(True, events=[Emitted(a.actor, "reorder_milestones", "", 0, " > ".join(order), [])])
 
 
-def _request_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _request_refund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active", "ended"), "request a refund")
     if c.refund_request is not None:
         raise Rejected("invalid_state", "a refund request is already pending")
@@ -667,8 +682,8 @@ def _request_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outco
         timers.append(
             Timer(policy.refund.response_window, Action("platform", "auto_refund", gen=c.refund_gen))
         )
-    window = policy.refund.response_window
-    note = f"refund of {_money(policy, amount)} requested; freelancer has {window:g}d to answer"
+    window = clock.describe(now, policy.refund.response_window)
+    note = f"refund of {_money(policy, amount)} requested; freelancer has {window} to answer"
     mid = a.milestone or ""
     return Outcome(True, events=[Emitted(a.actor, "request_refund", mid, 0, note, [])], timers=timers)
 
@@ -701,19 +716,19 @@ def _pending_request(c: Contract, what: str) -> RefundRequest:
     return req
 
 
-def _approve_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _approve_refund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active", "ended"), "answer a refund request")
     _pending_request(c, "approve a refund")
     return Outcome(True, events=[_refund_requested(c, now, a.actor, "approve_refund", "refunded")])
 
 
-def _auto_refund(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _auto_refund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     if timer_is_stale(c, a):
         return STALE
     return Outcome(True, events=[_refund_requested(c, now, "platform", "auto_refund", "auto_refunded")])
 
 
-def _dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _dispute(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active", "ended"), "dispute")
     req = _pending_request(c, "dispute")
     if not policy.refund.dispute:
@@ -739,7 +754,7 @@ def disputed_amount(c: Contract) -> int:
     return sum(c.by_id[m].escrowed for m in req.milestones) + (c.credit if req.include_credit else 0)
 
 
-def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     req = c.refund_request
     if req is None or not req.disputed:
         raise Rejected("invalid_state", f"contract {c.id} has no dispute to resolve")
@@ -793,7 +808,7 @@ def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float) -> Outc
     return Outcome(True, events=[ev], timers=timers)
 
 
-def _end_contract(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _end_contract(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     _need_contract(c, ("active",), "end the contract")
     c.state = "ended"
     held = c.escrow()
@@ -803,7 +818,7 @@ def _end_contract(policy: Policy, c: Contract, a: Action, now: float) -> Outcome
     return Outcome(True, events=[Emitted(a.actor, "end_contract", "", 0, note, [])])
 
 
-def _funds_available(policy: Policy, c: Contract, a: Action, now: float) -> Outcome:
+def _funds_available(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     account = a.account or ""
     available = account.rsplit(":", 1)[0] + ":available"
     postings = [(account, available, "available", a.amount or 0, a.milestone or "")]

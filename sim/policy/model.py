@@ -9,7 +9,9 @@ offending key was written, whichever file or override that was.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import importlib.resources
+import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,10 +22,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictBool,
     StrictInt,
     StrictStr,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -48,6 +52,7 @@ from ..core.yamlio import (
     load_file,
     outside_message,
 )
+from .calendar import TIMEZONES, WEEKDAYS, BusinessDays, Calendar, parse_business_days
 
 #: Rule ids a rejected action is recorded with (FORMAT.md section 2).
 RULE_IDS = (
@@ -79,6 +84,55 @@ def _duration(value: Any) -> float:
         raise ValueError(str(exc)) from None
 
 
+def _policy_duration(value: Any) -> float | BusinessDays:
+    """A policy window: a plain duration (float days, as always) or business days (``5bd``)."""
+    if isinstance(value, BusinessDays):
+        return value
+    bd = parse_business_days(value)
+    if bd is not None:
+        return bd
+    try:
+        return parse_duration(value)
+    except UnitError as exc:
+        if isinstance(value, str):
+            raise ValueError(f"{exc}, or a whole number of business days (5bd)") from None
+        raise ValueError(str(exc)) from None
+
+
+def show_duration(duration: float | BusinessDays) -> str:
+    """A policy duration as written: ``14d``, ``1d12h``, ``5bd``."""
+    return str(duration) if isinstance(duration, BusinessDays) else format_duration(duration)
+
+
+def _weekday(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lower() in WEEKDAYS:
+        return WEEKDAYS.index(value.strip().lower())
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise ValueError(f"unknown weekday {shown}; allowed: {', '.join(WEEKDAYS)}")
+
+
+def _timezone(value: Any) -> str:
+    if value in TIMEZONES:
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise ValueError(
+        f"timezone {shown} is not supported: only {', '.join(TIMEZONES)} "
+        "(time zones with daylight saving are not implemented)"
+    )
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{shown} is not a date of the calendar") from None
+    raise ValueError(f"expected a date like 2026-12-25, got {shown}")
+
+
 def _percent(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"expected a percentage such as 10 or 2.75, got {value!r}")
@@ -93,6 +147,10 @@ def _percent(value: Any) -> Decimal:
 
 Money = Annotated[int, BeforeValidator(_money)]
 Duration = Annotated[float, BeforeValidator(_duration)]
+#: a policy window: float days, or BusinessDays for ``5bd``
+PolicyDuration = Annotated[float | BusinessDays, PlainValidator(_policy_duration)]
+Weekday = Annotated[int, PlainValidator(_weekday)]
+Date = Annotated[dt.date, PlainValidator(_date)]
 Percent = Annotated[Decimal, BeforeValidator(_percent)]
 LockedPart = Literal["amount", "due_date", "order", "delete"]
 
@@ -113,7 +171,7 @@ class MilestoneRules(_Model):
 class ReviewRules(_Model):
     """The client's review of a submission."""
 
-    window: Duration
+    window: PolicyDuration
     on_timeout: Literal["approve", "nothing"] = "approve"
     max_change_requests: Annotated[StrictInt, Field(ge=0)] | None = None
 
@@ -128,7 +186,7 @@ class ReleaseRules(_Model):
 class RefundRules(_Model):
     """Escrow refund requests and the freelancer's answer."""
 
-    response_window: Duration
+    response_window: PolicyDuration
     on_timeout: Literal["refund", "nothing"] = "refund"
     dispute: StrictBool = True
 
@@ -138,13 +196,50 @@ class OfferRules(_Model):
 
     refund_on_withdraw: StrictBool = True
     refund_on_decline: StrictBool = True
-    expires_after: Duration | None = None
+    expires_after: PolicyDuration | None = None
 
 
 class HoldRules(_Model):
     """Clearance before released money is available to the freelancer."""
 
-    after_release: Duration = 0.0
+    after_release: PolicyDuration = 0.0
+
+
+class CalendarRules(_Model):
+    """Which days are business days, for ``bd`` durations (FORMAT section 8)."""
+
+    timezone: Annotated[str, PlainValidator(_timezone)] = "UTC"
+    weekend: tuple[Weekday, ...] = (5, 6)
+    holidays: tuple[Date, ...] = ()
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekend_once(cls, weekend: tuple[int, ...]) -> tuple[int, ...]:
+        twice = sorted({d for d in weekend if weekend.count(d) > 1})
+        if twice:
+            raise ValueError(f"weekend names {', '.join(WEEKDAYS[d] for d in twice)} more than once")
+        if len(weekend) == 7:
+            raise ValueError("a weekend of all seven days leaves no business day")
+        return weekend
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays_once(cls, holidays: tuple[dt.date, ...]) -> tuple[dt.date, ...]:
+        twice = sorted({d for d in holidays if holidays.count(d) > 1})
+        if twice:
+            raise ValueError(f"holidays list {', '.join(map(str, twice))} more than once")
+        return holidays
+
+    def calendar(self) -> Calendar:
+        """The calendar arithmetic of these rules."""
+        return Calendar(self.timezone, frozenset(self.weekend), tuple(sorted(self.holidays)))
+
+    def resolved(self) -> dict[str, Any]:
+        return {
+            "timezone": self.timezone,
+            "weekend": [WEEKDAYS[d] for d in self.weekend],
+            "holidays": [d.isoformat() for d in self.holidays],
+        }
 
 
 class Fee(_Model):
@@ -178,6 +273,17 @@ class Policy(_Model):
     offer: OfferRules = OfferRules()
     hold: HoldRules = HoldRules()
     fees: tuple[Fee, ...] = ()
+    calendar: CalendarRules = CalendarRules()
+
+    def business_day_keys(self) -> list[str]:
+        """The dotted keys of the windows written in business days (``review.window``)."""
+        windows = {
+            "review.window": self.review.window,
+            "refund.response_window": self.refund.response_window,
+            "offer.expires_after": self.offer.expires_after,
+            "hold.after_release": self.hold.after_release,
+        }
+        return [k for k, v in windows.items() if isinstance(v, BusinessDays)]
 
     @property
     def digits(self) -> int:
@@ -185,10 +291,14 @@ class Policy(_Model):
         return CURRENCY_DIGITS[self.currency]
 
     def resolved(self) -> dict[str, Any]:
-        """The policy as plain YAML-ready data, amounts and durations in their written units."""
+        """The policy as plain YAML-ready data, amounts and durations in their written units.
+
+        ``calendar`` is shown only when it matters (business days, or a calendar other than the
+        default), so the resolved policy of a pack without one reads as it always did.
+        """
         d = self.digits
         m = self.milestones
-        return {
+        out = {
             "policy": self.policy,
             "title": self.title,
             "extends": self.extends,
@@ -200,13 +310,13 @@ class Policy(_Model):
                 "active_locked": sorted(m.active_locked),
             },
             "review": {
-                "window": format_duration(self.review.window),
+                "window": show_duration(self.review.window),
                 "on_timeout": self.review.on_timeout,
                 "max_change_requests": self.review.max_change_requests,
             },
             "release": self.release.model_dump(),
             "refund": {
-                "response_window": format_duration(self.refund.response_window),
+                "response_window": show_duration(self.refund.response_window),
                 "on_timeout": self.refund.on_timeout,
                 "dispute": self.refund.dispute,
             },
@@ -215,9 +325,9 @@ class Policy(_Model):
                 "refund_on_decline": self.offer.refund_on_decline,
                 "expires_after": None
                 if self.offer.expires_after is None
-                else format_duration(self.offer.expires_after),
+                else show_duration(self.offer.expires_after),
             },
-            "hold": {"after_release": format_duration(self.hold.after_release)},
+            "hold": {"after_release": show_duration(self.hold.after_release)},
             "fees": [
                 {
                     "name": f.name,
@@ -230,6 +340,9 @@ class Policy(_Model):
                 for f in self.fees
             ],
         }
+        if self.business_day_keys() or self.calendar != CalendarRules():
+            out["calendar"] = self.calendar.resolved()
+        return out
 
 
 assert set(ROUNDING_MODES) == {"half_up", "half_even", "down", "up"}

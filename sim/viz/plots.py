@@ -34,6 +34,8 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..core.units import format_duration
+from ..policy.calendar import Clock
+from ..policy.model import show_duration
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -393,7 +395,8 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     if not chosen:
         raise ValueError("no contracts to draw")
     pol = result.scenario.policy
-    review, refund = float(pol.review.window), float(pol.refund.response_window)
+    clock = Clock(pol.calendar.calendar(), result.scenario.start)
+    review, refund = pol.review.window, pol.refund.response_window  # days, or business days
     ms = rt.milestones
     d = result.digits
 
@@ -422,9 +425,11 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     for (cid, mid), grp in sel.groupby(["contract", "milestone"], sort=False):
         for start, stop, state in _segments(grp, horizon):
             if state == "submitted":
-                windows.append((index[(cid, mid)], start, stop, start + review, "review"))
+                ends = start + clock.days(start, review)  # a bd window: its actual length from start
+                windows.append((index[(cid, mid)], start, stop, ends, "review"))
             elif state == "refund_requested":
-                windows.append((index[(cid, mid)], start, stop, start + refund, "refund"))
+                ends = start + clock.days(start, refund)
+                windows.append((index[(cid, mid)], start, stop, ends, "refund"))
     # the axis ends with the run; a timer still running at the end (not a stopped one) may reach past it
     x_max = max([horizon, *(w[3] for w in windows if w[2] >= w[3])]) if windows else horizon
     x_max = max(x_max, 1.0)
@@ -591,8 +596,8 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
         Line2D([], [], marker="o", ls="none", color="#333333", label="freelancer"),
         Line2D([], [], marker="s", ls="none", color="#333333", label="platform"),
         Line2D([], [], marker="X", ls="none", color="#d62728", label="rejected"),
-        Line2D([], [], ls="--", color="#b07000", label=f"review window ({format_duration(review)})"),
-        Line2D([], [], ls="--", color="#c2185b", label=f"refund window ({format_duration(refund)})"),
+        Line2D([], [], ls="--", color="#b07000", label=f"review window ({show_duration(review)})"),
+        Line2D([], [], ls="--", color="#c2185b", label=f"refund window ({show_duration(refund)})"),
         Line2D([], [], ls=":", color="#777777", label="timer stopped"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
@@ -635,7 +640,16 @@ def time_to_payment(result: Result) -> Figure:
     paid = payment_times(result)
     if paid.empty:
         raise ValueError("no milestone was paid after a submission in this run")
-    window = float(result.scenario.policy.review.window)
+    pol = result.scenario.policy
+    written = pol.review.window
+    window_label = format_duration(written) if isinstance(written, float) else show_duration(written)
+    if isinstance(written, float):
+        window = written
+    else:  # business days: the length depends on the day of submission; mark the longest one
+        clock = Clock(pol.calendar.calendar(), result.scenario.start)
+        lengths = {clock.days(float(t), written) for t in paid["first_submitted_at"]}
+        window = max(lengths)
+        window_label += (" = " if len(lengths) == 1 else ", up to ") + format_duration(window)
     days = paid["days"].to_numpy(dtype=float)
     kinds = {
         "approved": ("approved by client", "#2ca02c"),
@@ -696,7 +710,7 @@ def time_to_payment(result: Result) -> Figure:
         ax.grid(True, axis="y", alpha=0.3)
     ax.axvline(window, color="black", ls="--", lw=1.2)
     ax.annotate(
-        f"review window {format_duration(window)}",
+        f"review window {window_label}",
         (window, 1.0),
         xycoords=("data", "axes fraction"),
         xytext=(4, -4),
