@@ -16,7 +16,7 @@ LAYERS: dict[str, list[str]] = {
     "policy": ["calendar", "model"],
     "machine": ["vocabulary", "contract"],
     "inputs": ["distributions", "population_spec", "scenario"],
-    "engine": ["simulation"],
+    "engine": ["environment", "simulation"],
     "behaviour": ["population"],
     "analysis": ["tables", "expect"],
     "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired"],
@@ -145,3 +145,16 @@ def test_only_the_state_machine_decides():
             continue
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"\b(Rejected|Outcome)\(", text), path
+
+
+def test_only_the_environment_subclass_touches_simpy_internals():
+    """SimPy is used through its public API; engine.environment's subclass extends it in one place."""
+    internals = re.compile(r"\._(queue|now|eid|ok|value)\b")
+    offenders = [
+        f"{path.relative_to(SIM)}:{n}"
+        for path in sorted(SIM.rglob("*.py"))
+        if path.relative_to(SIM).as_posix() != "engine/environment.py"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if internals.search(line)
+    ]
+    assert offenders == [], offenders

@@ -568,7 +568,7 @@ def snapshot(sim: Simulation):
         dict(led.kinds),
         dict(led.totals),
         len(led.postings),
-        len(sim.env._queue),  # no timer scheduled
+        sim.env.pending(),  # no timer scheduled
         len(sim.rec.states),
     )
 

@@ -14,7 +14,7 @@ from matplotlib.text import Text
 
 import sim
 from sim.analysis.tables import write_csv
-from sim.engine.simulation import TICKS_PER_DAY
+from sim.engine.environment import TICKS_PER_DAY
 from sim.viz import plots
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,11 +17,9 @@ import math
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from heapq import heappush
 from typing import Any, Protocol
 
 import simpy
-from simpy.core import NORMAL, URGENT
 
 from ..inputs.scenario import ContractSpec
 from ..machine.contract import (
@@ -37,11 +35,7 @@ from ..machine.contract import (
 from ..money.ledger import FLOWS, KINDS, Ledger
 from ..policy.calendar import Clock
 from ..policy.model import Policy
-
-LATE = 2  # priority after every action at the same time: horizon and snapshots
-#: every event time is snapped to a millisecond grid, so that 8d2h + 14d and 22d2h, which differ in
-#: the last bit as floats, are the same instant and "a timer ending at T fires first" holds exactly
-TICKS_PER_DAY = 86_400_000
+from .environment import LATE, NORMAL, URGENT, Environment, Scheduled
 
 EVENT_COLUMNS = (
     "time",
@@ -58,22 +52,7 @@ EVENT_COLUMNS = (
 )
 
 
-class _Due:
-    """A scheduled callback: the least an object needs for ``Environment.step`` to process it.
-
-    SimPy's step pops ``(time, priority, id, event)``, swaps ``event.callbacks`` for None, calls
-    them, and checks ``event._ok``. A full ``simpy.Event`` costs more to create and schedule.
-    """
-
-    __slots__ = ("_ok", "_value", "callbacks")
-
-    def __init__(self, callback: Callable[[Any], None]) -> None:
-        self.callbacks = [callback]
-        self._ok = True
-        self._value = None
-
-
-class _TimerDue(_Due):
+class _TimerDue(Scheduled):
     """A policy timer in the queue: which contract and action, so its staleness can be read."""
 
     __slots__ = ("action", "cid")
@@ -263,7 +242,7 @@ class Simulation:
         self.policy = policy
         #: the scenario's start date on the policy's calendar: turns ``bd`` windows into days
         self.clock = Clock(policy.calendar.calendar(), start)
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.ledger = Ledger(keep_postings=keep_events)
         self.contracts: dict[str, Contract] = {}  # live contracts (finished ones retire when streaming)
         self.order: list[str] = []  # every contract id, in arrival order
@@ -299,21 +278,17 @@ class Simulation:
 
     def at(self, delay: float, callback: Callable[[Any], None], *, urgent: bool = False) -> None:
         """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
-        env = self.env
-        when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
-        heappush(env._queue, (when, URGENT if urgent else NORMAL, next(env._eid), _Due(callback)))
+        self.env.call_in(delay, Scheduled(callback), URGENT if urgent else NORMAL)
 
     def _timer(self, cid: str, delay: float, action: Action) -> None:
         """Schedule a policy timer (URGENT: it fires before actions at the same instant)."""
-        env = self.env
-        when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
 
         def fire(_ev: Any) -> None:
             self._timers -= 1
             self.act(cid, action)
 
         self._timers += 1
-        heappush(env._queue, (when, URGENT, next(env._eid), _TimerDue(fire, cid, action)))
+        self.env.call_in(delay, _TimerDue(fire, cid, action), URGENT)
 
     def _timer_live(self, due: _TimerDue) -> bool:
         c = self.contracts.get(due.cid)
@@ -327,8 +302,7 @@ class Simulation:
         only when it holds nothing but timers and LATE entries, and a live timer found then (the
         latest one) is remembered until it fires or goes stale.
         """
-        queue = self.env._queue
-        if len(queue) > self._timers + self._late:
+        if self.env.pending() > self._timers + self._late:
             return True
         if not self._timers:
             return False
@@ -337,7 +311,7 @@ class Simulation:
             return True
         best: _TimerDue | None = None
         best_when = -math.inf
-        for when, _prio, _eid, due in queue:
+        for when, due in self.env.scheduled():
             if type(due) is _TimerDue and when > best_when and self._timer_live(due):
                 best, best_when = due, when
         self._witness = best
@@ -378,7 +352,7 @@ class Simulation:
         c = self.contracts.get(cid)
         if c is None:
             return False  # a retired contract: only stale timers and reactions can still arrive
-        now = self.env._now
+        now = self.env.now
         if now != self._burst_t:
             self._burst_t = now
             self._burst.clear()
@@ -521,21 +495,19 @@ class Simulation:
 
         def tick(_ev: Any) -> None:
             callback()
-            if self.until is not None and self.env._now + 1.0 <= self.until and self._live_pending():
+            if self.until is not None and self.env.now + 1.0 <= self.until and self._live_pending():
                 self._later(1.0, tick)
 
         self._later(1.0, tick)
 
     def _later(self, delay: float, callback: Callable[[Any], None]) -> None:
-        env = self.env
-        when = round((env._now + delay) * TICKS_PER_DAY) / TICKS_PER_DAY
 
         def fire(ev: Any) -> None:
             self._late -= 1
             callback(ev)
 
         self._late += 1
-        heappush(env._queue, (when, LATE, next(env._eid), _Due(fire)))
+        self.env.call_in(delay, Scheduled(fire), LATE)
 
     # -------------------------------------------------------------------------- running
 
@@ -551,22 +523,22 @@ class Simulation:
         if every:
             self._later(0, self._snapshot)
         env, until = self.env, self.until
-        queue, step = env._queue, env.step
+        pending, peek, step = env.pending, env.peek, env.step
         try:
-            while queue:
-                if until is not None and queue[0][0] > until:
+            while n := pending():
+                if until is not None and peek() > until:
                     break
-                if len(queue) <= self._timers + self._late and not self._live_pending():
+                if n <= self._timers + self._late and not self._live_pending():
                     break
                 step()
         except NoProgress as exc:
             if self.on_no_progress is not None:
                 self.on_no_progress(exc)
             raise
-        end = until if until is not None else env._now
+        end = until if until is not None else env.now
         if every:  # the balances after the last event that mattered, and at the end
             k, rows = self.ledger.kinds, self.rec.balances
-            for t in (env._now, end):
+            for t in (env.now, end):
                 if not rows or rows[-1][0] < t:
                     rows.append((t, *(k[name] for name in KINDS)))
         self._track_escrow(end)
