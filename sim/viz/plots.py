@@ -217,6 +217,15 @@ def time_label(result: Result) -> str:
     return f"Days since start ({start.isoformat()})" if start else "Days since start of the run"
 
 
+def _step_line(
+    ax: Any, times: Any, values: Any, end: float, kind: str, label: str, maxima: list[float], lw: float = 1.6
+) -> None:
+    """A step line of a balance up to the run's end, in its kind's colour; its maximum joins ``maxima``."""
+    t, v = _step_to_end(times, values, end)
+    ax.step(t, v, where="post", color=LINE_COLORS[kind], lw=lw, label=label)
+    maxima.append(float(v.max()))
+
+
 def _step_to_end(times: np.ndarray, values: np.ndarray, end: float) -> tuple[np.ndarray, np.ndarray]:
     """Prepend (0, 0) and extend the last value to ``end`` so a step line spans the whole run."""
     t = np.concatenate(([0.0], times, [max(end, times[-1] if len(times) else 0.0)]))
@@ -270,38 +279,34 @@ def balances(result: Result, replication: int = 0) -> Figure:
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.2])
     times = bal["time"].to_numpy(dtype=float)
     tops = [0.0]
-    t, v = _step_to_end(times, bal["escrow"].to_numpy(dtype=np.int64) / scale, rt.end)
-    top.step(t, v, where="post", color=LINE_COLORS["escrow"], lw=1.6, label="held in escrow")
-    tops.append(float(v.max()))
+    _step_line(
+        top,
+        times,
+        bal["escrow"].to_numpy(dtype=np.int64) / scale,
+        rt.end,
+        "escrow",
+        "held in escrow",
+        tops,
+        lw=1.6,
+    )
     pending = bal["freelancer_pending"].to_numpy(dtype=np.int64)
     if pending.any():
-        t, v = _step_to_end(times, pending / scale, rt.end)
-        top.step(t, v, where="post", color=LINE_COLORS["pending"], lw=1.4, label="released, in security hold")
-        tops.append(float(v.max()))
+        _step_line(top, times, pending / scale, rt.end, "pending", "released, in security hold", tops, lw=1.4)
     top.set_ylim(bottom=0)
     _money_axis(top, result, max(tops), "Balance")
     top.set_title("Money held over time", loc="left", fontsize=10)
     _legend_right(top)
 
     lows = [0.0]
-    t, v = _step_to_end(times, bal["freelancer"].to_numpy(dtype=np.int64) / scale, rt.end)
-    bottom.step(
-        t, v, where="post", color=LINE_COLORS["freelancer"], lw=1.6, label="paid to freelancers (net)"
-    )
-    lows.append(float(v.max()))
+    paid = bal["freelancer"].to_numpy(dtype=np.int64) / scale
+    _step_line(bottom, times, paid, rt.end, "freelancer", "paid to freelancers (net)", lows)
     if result.events_mode == "full":
         rt_, rv = _cumulative(rt.ledger, "refunded", scale)
         if len(rt_):
-            t, v = _step_to_end(rt_, rv, rt.end)
-            bottom.step(
-                t, v, where="post", color=LINE_COLORS["refunded"], lw=1.6, label="refunded to clients"
-            )
-            lows.append(float(v.max()))
+            _step_line(bottom, rt_, rv, rt.end, "refunded", "refunded to clients", lows)
     fees = bal["platform"].to_numpy(dtype=np.int64)
     if fees.any():
-        t, v = _step_to_end(times, fees / scale, rt.end)
-        bottom.step(t, v, where="post", color=LINE_COLORS["fees"], lw=1.6, label="platform fees")
-        lows.append(float(v.max()))
+        _step_line(bottom, times, fees / scale, rt.end, "fees", "platform fees", lows)
     bottom.set_ylim(bottom=0)
     _money_axis(bottom, result, max(lows), "Cumulative")
     bottom.set_title("Money paid out so far", loc="left", fontsize=10)
