@@ -408,7 +408,7 @@ CASES = [
     ),
     Case(
         "duplicate top-level yaml key",
-        _edit("expect:\n", "policy: upwork_2026\nexpect:\n"),
+        _edit("expect:\n", "policy: upwork_fees\nexpect:\n"),
         15,
         1,
         "policy",
@@ -735,7 +735,7 @@ def test_validate_the_article_pack(capsys):
 
 
 def test_validate_a_pack_that_extends(capsys):
-    code, out, err = _cli(capsys, "validate", str(ROOT / "rules" / "upwork_2026.yaml"))
+    code, out, err = _cli(capsys, "validate", str(ROOT / "rules" / "upwork_fees.yaml"))
     assert code == 0, err
     assert "1 file(s) valid" in out
 
@@ -765,7 +765,7 @@ def test_policies_lists_upwork(capsys):
     assert code == 0
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert "upwork" in names
-    assert "upwork_2026" in names
+    assert "upwork_fees" in names
     upwork_line = next(line for line in out.splitlines() if line.split()[0] == "upwork")
     assert "Fixed-price milestones" in upwork_line
 

@@ -286,7 +286,7 @@ def test_set_and_seed_are_applied_and_recorded(tmp_path: Path, capsys):
 def test_run_with_fees_and_hold(tmp_path: Path, capsys):
     path = tmp_path / "fees.yaml"
     path.write_text(
-        SILENT.replace("policy: upwork", "policy: upwork_2026").replace("amount: 500.00", "amount: 333.33"),
+        SILENT.replace("policy: upwork", "policy: upwork_fees").replace("amount: 500.00", "amount: 333.33"),
         encoding="utf-8",
     )
     out = tmp_path / "o"

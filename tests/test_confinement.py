@@ -205,7 +205,7 @@ def test_allowance_is_kept_by_with_overrides(tree: Path):
 
 
 def test_builtin_pack_by_name_needs_no_allowance(tree: Path):
-    sc = load_scenario(_scenario(tree, policy="upwork_2026"))
+    sc = load_scenario(_scenario(tree, policy="upwork_fees"))
     assert sc.policy.extends == "upwork"
 
 

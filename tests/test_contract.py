@@ -22,7 +22,7 @@ def pol(name: str = "upwork", **overrides) -> Policy:
 
 
 UPWORK = pol()
-UPWORK_2026 = pol("upwork_2026")
+UPWORK_2026 = pol("upwork_fees")
 
 
 def contract(*amounts: int) -> Contract:
@@ -285,6 +285,27 @@ REJECTIONS = [
         client("request_refund"),
     ),
     ("invalid_state", "an unknown action", _book(active), client("pay_everything")),
+    # procedures (FORMAT section 7)
+    ("procedure", "answer when no procedure is open", _book(active), freelancer("respond", answer="accept")),
+    (
+        "procedure",
+        "an answer the stage does not have",
+        lambda: _refund_requested(UPWORK),
+        freelancer("respond", answer="maybe"),
+    ),
+    ("procedure", "open a procedure the pack does not have", _book(active), client("open", procedure="nope")),
+    (
+        "not_your_turn",
+        "the client answers its own refund request",
+        lambda: _refund_requested(UPWORK),
+        client("respond", answer="accept"),
+    ),
+    (
+        "not_your_turn",
+        "a party answers while the platform decides",
+        _book(disputed),
+        client("respond", answer="accept"),
+    ),
 ]
 
 
@@ -615,7 +636,7 @@ def test_offer_expiry_refunds():
     assert book.bal(ACME) == book.bal("platform")  # all the client is still out is what the platform took
 
 
-# ------------------------------------------------------------------------------ fees (upwork_2026)
+# ------------------------------------------------------------------------------ fees (upwork_fees)
 
 
 def test_release_fee_to_the_cent_and_hold():

@@ -70,7 +70,7 @@ def resubmitted() -> sim.Result:
 def with_fees(tmp_path_factory: pytest.TempPathFactory) -> sim.Result:
     """A bonus under the pack with fees and a security hold: client and freelancer fees both move."""
     text = (UPWORK / "bonus_paid_directly.yaml").read_text(encoding="utf-8")
-    text = text.replace("policy: upwork\n", "policy: upwork_2026\n").split("\nexpect:")[0] + "\n"
+    text = text.replace("policy: upwork\n", "policy: upwork_fees\n").split("\nexpect:")[0] + "\n"
     path = tmp_path_factory.mktemp("fees") / "bonus_fees.yaml"
     path.write_text(text, encoding="utf-8")
     return sim.run(path)

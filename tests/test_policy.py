@@ -33,6 +33,7 @@ def test_upwork_pack_is_built_in():
     packs = builtin_packs()
     assert "upwork" in packs
     assert packs["upwork"].name == "upwork.yaml"
+    assert "upwork_fees" in packs
     assert "upwork_2026" in packs
 
 
@@ -116,15 +117,18 @@ def test_rule_ids_are_those_of_format_md():
         "max_change_requests",
         "invalid_state",
         "insufficient_escrow",
+        # FORMAT section 7: procedures
+        "procedure",
+        "not_your_turn",
     }
 
 
-# ------------------------------------------------------------------------------ upwork_2026 extends upwork
+# ------------------------------------------------------------------------------ upwork_fees extends upwork
 
 
-def test_upwork_2026_extends_upwork():
-    pol = load_policy("upwork_2026")
-    assert pol.policy == "upwork_2026"
+def test_upwork_fees_extends_upwork():
+    pol = load_policy("upwork_fees")
+    assert pol.policy == "upwork_fees"
     assert pol.extends == "upwork"
     # inherited unchanged
     assert pol.review.window == 14.0
@@ -137,8 +141,8 @@ def test_upwork_2026_extends_upwork():
     assert pol.offer.refund_on_withdraw is True  # a sibling key of the overridden one survives
 
 
-def test_upwork_2026_fees():
-    pol = load_policy("upwork_2026")
+def test_upwork_fees_fees():
+    pol = load_policy("upwork_fees")
     fees = {(f.payer, f.on): f for f in pol.fees}
     assert set(fees) == {
         ("freelancer", "release"),
@@ -153,8 +157,8 @@ def test_upwork_2026_fees():
     assert all(f.rounding == "half_up" and f.fixed is None for f in pol.fees)
 
 
-def test_upwork_2026_resolved():
-    resolved = load_policy("upwork_2026").resolved()
+def test_upwork_fees_resolved():
+    resolved = load_policy("upwork_fees").resolved()
     assert resolved["hold"] == {"after_release": "5d"}
     assert resolved["offer"]["expires_after"] == "30d"
     assert {
@@ -201,7 +205,7 @@ def test_extends_a_path_relative_to_the_child(tmp_path: Path):
 
 def test_extends_list_is_replaced_not_merged(tmp_path: Path):
     (tmp_path / "p.yaml").write_text(
-        "policy: p\nextends: upwork_2026\nfees:\n  - {name: only, payer: client, on: funding, percent: 1}\n",
+        "policy: p\nextends: upwork_fees\nfees:\n  - {name: only, payer: client, on: funding, percent: 1}\n",
         encoding="utf-8",
     )
     pol = load_policy(str(tmp_path / "p.yaml"))
@@ -237,7 +241,7 @@ def test_extends_unknown_pack(tmp_path: Path):
 def test_unknown_pack_name():
     [problem] = _problems("upwrk")
     assert "unknown policy pack 'upwrk'" in problem.message
-    assert "upwork, upwork_2026" in problem.message
+    assert "upwork, upwork_2026, upwork_fees" in problem.message
 
 
 def test_unknown_pack_path(tmp_path: Path):
@@ -302,7 +306,7 @@ def test_override_a_whole_section_merges_into_it():
 
 
 def test_override_applies_on_top_of_extends():
-    pol = load_policy("upwork_2026", [_cli("hold.after_release", "0d"), _cli("fees", [])])
+    pol = load_policy("upwork_fees", [_cli("hold.after_release", "0d"), _cli("fees", [])])
     assert pol.hold.after_release == 0.0
     assert pol.fees == ()
 

@@ -40,7 +40,7 @@ from sim.policy import RULE_IDS, Policy, load_policy
 #: (pack, dotted overrides) the machine runs under; one test class per configuration
 CONFIGS: dict[str, tuple[str, dict]] = {
     "upwork": ("upwork", {}),
-    "upwork_2026": ("upwork_2026", {}),
+    "upwork_fees": ("upwork_fees", {}),
     "upwork_any_funding": (
         "upwork",
         {"milestones.funding": "any_number", "milestones.funding_order": "any"},
@@ -54,8 +54,8 @@ CONFIGS: dict[str, tuple[str, dict]] = {
             "review.max_change_requests": 1,
         },
     ),
-    "upwork_2026_unlocked": (
-        "upwork_2026",
+    "upwork_fees_unlocked": (
+        "upwork_fees",
         {
             "milestones.funding": "any_number",
             "milestones.funding_order": "any",
@@ -345,6 +345,17 @@ class Model:
                 bad.add("insufficient_escrow")
             elif got < total:
                 bad.add("invalid_state")
+        elif n == "respond":  # FORMAT section 7: upwork's answers, named generically
+            req = c.request
+            if req is None:
+                return {"procedure"}
+            if req.disputed or a.actor != "freelancer":
+                return {"not_your_turn"}
+            if a.answer not in ("accept", "decline") or (a.answer == "decline" and not p.refund.dispute):
+                bad.add("procedure")
+        elif n == "open":  # upwork's one procedure a party opens is the refund request
+            if a.procedure != "escrow_refund" or a.actor != "client":
+                return {"procedure"}
         else:
             raise AssertionError(f"the model does not know {n}")
         return bad
@@ -1056,17 +1067,17 @@ def _machine_test(config: str):
 
 
 TestUpwork = _machine_test("upwork")
-TestUpwork2026 = _machine_test("upwork_2026")
+TestUpworkFees = _machine_test("upwork_fees")
 TestUpworkAnyFunding = _machine_test("upwork_any_funding")
 TestUpworkStrict = _machine_test("upwork_strict")
-TestUpwork2026Unlocked = _machine_test("upwork_2026_unlocked")
+TestUpworkFeesUnlocked = _machine_test("upwork_fees_unlocked")
 TestUpworkPassive = _machine_test("upwork_passive")
 
 
 def test_every_config_loads():
     """The machine's configurations are valid policies (and cover fees, a hold, and overrides)."""
     loaded = {name: policy_for(name) for name in CONFIGS}
-    assert loaded["upwork_2026"].fees and loaded["upwork_2026"].hold.after_release > 0
+    assert loaded["upwork_fees"].fees and loaded["upwork_fees"].hold.after_release > 0
     assert not loaded["upwork"].fees and loaded["upwork"].hold.after_release == 0
     assert loaded["upwork_strict"].release.partial is False
 
@@ -1144,6 +1155,13 @@ RULE_CASES = {
             ("c1", Action("platform", "resolve_dispute", release=40_000, refund=10_001)),
         ],
     ),
+    # FORMAT section 7: procedures
+    "procedure": ("upwork", [[50_000]], [*OPEN, ("c1", C("open", procedure="arbitration"))]),
+    "not_your_turn": (
+        "upwork",
+        [[50_000]],
+        [*OPEN, ("c1", C("request_refund")), ("c1", C("respond", answer="accept"))],
+    ),
 }
 
 
@@ -1162,7 +1180,7 @@ RACES = {
     "review window": ("upwork", [F("submit", "m1")], C("approve", "m1", amount=100), "auto_approve"),
     "refund window": ("upwork", [C("request_refund")], F("dispute"), "auto_refund"),
     "offer expiry": ("upwork_passive", [C("offer"), C("fund", "m1")], F("accept_offer"), "offer_expired"),
-    "security hold": ("upwork_2026", [F("submit", "m1"), C("approve", "m1")], F("end_contract"), None),
+    "security hold": ("upwork_fees", [F("submit", "m1"), C("approve", "m1")], F("end_contract"), None),
 }
 
 
@@ -1189,7 +1207,7 @@ def test_timer_ending_at_t_fires_before_an_action_at_t_scheduled_earlier(race):
 
 
 def test_edit_raising_funded_amount_charges_funding_fee(write):
-    """Funding 100.00 and raising it to 200.00 funds 200.00 in all; under upwork_2026 the client's
+    """Funding 100.00 and raising it to 200.00 funds 200.00 in all; under upwork_fees the client's
     5% marketplace fee on funding is then 10.00, as if 200.00 had been funded at once."""
     import sim
 
@@ -1197,7 +1215,7 @@ def test_edit_raising_funded_amount_charges_funding_fee(write):
         "edit_fee.yaml",
         """\
 scenario: raising a funded milestone's amount is more funding, and pays the funding fee
-policy: upwork_2026
+policy: upwork_fees
 policy_overrides: {milestones.active_locked: []}
 contracts:
   - id: c1

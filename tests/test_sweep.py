@@ -106,9 +106,9 @@ def test_common_random_numbers_same_contracts_in_every_variant(tiny: Path, tmp_p
 
 
 def test_policy_pack_and_path_as_factor(tiny: Path, root: Path) -> None:
-    pack = str(root / "rules" / "upwork_2026.yaml")
+    pack = str(root / "rules" / "upwork_fees.yaml")
     variants = build_variants(load_scenario(tiny), {"policy": ["upwork", pack]})
-    assert [v.scenario.policy.policy for v in variants] == ["upwork", "upwork_2026"]
+    assert [v.scenario.policy.policy for v in variants] == ["upwork", "upwork_fees"]
 
 
 def test_parse_grid_option_reads_yaml_values() -> None:

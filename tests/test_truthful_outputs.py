@@ -158,7 +158,7 @@ def test_population_milestones_add_up_to_the_ledger(write) -> None:
         "pop.yaml",
         """\
 scenario: partial releases, refunds and disputes
-policy: upwork_2026
+policy: upwork_fees
 seed: 3
 replications: 2
 until: 60d
@@ -191,7 +191,7 @@ population:
 
 OUTCOMES_SCRIPT = """\
 scenario: open, cancelled and never funded
-policy: upwork_2026
+policy: upwork_fees
 contracts:
   - {id: declined, client: k1, freelancer: f1, milestones: [{id: m1, amount: 50}, {id: m2, amount: 60}],
      script: [{at: 0d, client: offer}, {at: 1d, freelancer: decline_offer}]}
@@ -218,7 +218,7 @@ def test_outcomes_tell_in_flight_from_cancelled_and_never_funded(write) -> None:
         ("declined", "m1"): "cancelled",
         ("declined", "m2"): "cancelled",
         ("withdrawn", "m1"): "cancelled",
-        ("expired", "m1"): "cancelled",  # the 30-day offer expiry of upwork_2026
+        ("expired", "m1"): "cancelled",  # the 30-day offer expiry of upwork_fees
         ("ended", "m1"): "approved",
         ("ended", "m2"): "never_funded",
         ("draft", "m1"): "never_funded",
@@ -232,7 +232,7 @@ def test_outcomes_tell_in_flight_from_cancelled_and_never_funded(write) -> None:
 
 
 def test_in_flight_work_at_the_horizon_is_open(write) -> None:
-    text = OUTCOMES_SCRIPT.replace("policy: upwork_2026\n", "policy: upwork_2026\nuntil: 45d\n")
+    text = OUTCOMES_SCRIPT.replace("policy: upwork_fees\n", "policy: upwork_fees\nuntil: 45d\n")
     ms = sim.run(write("outcomes.yaml", text)).milestones
     working = ms[ms["contract"] == "working"].set_index("milestone")["outcome"]
     assert working.to_dict() == {"m1": "open", "m2": "open"}  # in review at 45d
@@ -366,7 +366,7 @@ def test_charts_show_dollar_signs_and_backslashes_literally(write, tmp_path: Pat
 
 
 def test_a_funding_shows_what_the_client_paid_with_fees(write) -> None:
-    result = sim.run(_beaten(write, policy="upwork_2026"))
+    result = sim.run(_beaten(write, policy="upwork_fees"))
     fund = result.events[result.events["action"] == "fund"].iloc[0]
     assert fund["amount"] == 10000  # the milestone's amount, as before
     assert "client paid 105.00 USD (100.00 USD + 5.00 USD fees)" in fund["message"]

@@ -14,6 +14,7 @@ import pandas as pd
 from ..core.units import format_duration, format_money
 from ..inputs.scenario import Expectation
 from ..money.ledger import FLOWS, account_balance
+from .tables import flow_sums
 
 EPS = 1e-9
 
@@ -153,7 +154,7 @@ class Checker:
 
     def totals_at(self, at: float | str) -> dict[str, int]:
         rows = self._upto(self.ledger, at)
-        sums = rows.groupby("flow")["amount"].sum() if not rows.empty else {}
+        sums = flow_sums(rows)
         return {flow: int(sums.get(flow, 0)) for flow in FLOWS}
 
     def check(self, exp: Expectation) -> CheckResult:

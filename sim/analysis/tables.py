@@ -33,6 +33,18 @@ from ..engine.simulation import EVENT_COLUMNS, Simulation
 from ..machine.contract import TERMINAL
 from ..money.ledger import KINDS
 
+
+def flow_sums(ledger: pd.DataFrame) -> pd.Series:
+    """Postings summed by flow, as the flow totals count them: a procedure's ``stage_fee`` is a fee,
+    and a fee the platform returns (a posting from ``platform``) lowers the fees."""
+    if ledger.empty:
+        return pd.Series(dtype="int64")
+    flow = ledger["flow"].where(ledger["flow"] != "stage_fee", "fees")
+    returned = (flow == "fees") & (ledger["from_account"] == "platform")
+    amount = ledger["amount"].where(~returned, -ledger["amount"])
+    return amount.groupby(flow).sum()
+
+
 LEDGER_COLUMNS = ("time", "from_account", "to_account", "flow", "amount", "contract", "milestone")
 MILESTONE_COLUMNS = (
     "contract",

@@ -108,9 +108,9 @@ class SampledContract:
             answer = pick(pop.refund_answer, rng.random())
             delay = pop.refund_delay.draw(rng)
             if answer == "approve":
-                self._later(sim, delay, _APPROVE_REFUND, _refund_pending(c.refund_gen))
+                self._later(sim, delay, _APPROVE_REFUND, _refund_pending(c.proc_gen))
             elif answer == "dispute":
-                self._later(sim, delay, _DISPUTE, _refund_pending(c.refund_gen))
+                self._later(sim, delay, _DISPUTE, _refund_pending(c.proc_gen))
         elif name == "dispute":
             _DisputeDesk.of(sim, pop).file(sim, self, c)
         elif name in ("approve_refund", "auto_refund", "resolve_dispute"):
@@ -206,11 +206,11 @@ def _offered(c: Contract) -> bool:
 
 
 def _no_request(c: Contract) -> bool:
-    return c.refund_request is None and c.credit > 0
+    return c.procedure is None and c.credit > 0
 
 
 def _refund_pending(gen: int) -> Any:
-    return lambda c: c.refund_request is not None and not c.refund_request.disputed and c.refund_gen == gen
+    return lambda c: c.procedure is not None and c.procedure.name == "escrow_refund" and c.proc_gen == gen
 
 
 def no_progress_error(scenario: Scenario, exc: NoProgress) -> InputError:
@@ -277,7 +277,7 @@ class _DisputeDesk:
             from ..machine.contract import disputed_amount
 
             contract = sim.contracts[cid]
-            total = disputed_amount(contract)
+            total = disputed_amount(sim.policy, contract)
             release = {"release": total, "refund": 0}.get(outcome, round(total * split))
             sim.act(cid, Action("platform", "resolve_dispute", release=release, refund=total - release))
             self.team.release(request)

@@ -405,7 +405,7 @@ class Simulation:
 
     def retire_if_done(self, c: Contract) -> None:
         """Streaming runs: file a finished contract's milestones away and forget the contract."""
-        if c.refund_request is not None or self.holds.get(c.id) or c.escrow():
+        if c.procedure is not None or self.holds.get(c.id) or c.escrow():
             return
         if c.id not in self.contracts:
             return
@@ -426,6 +426,10 @@ class Simulation:
             led.post(now, frm, to, flow, amount, c.id, mid)
             # attribute every flow to a row of the milestones table (see RetiredMilestones.add)
             m = c.by_id.get(mid) if mid else None
+            if flow == "stage_fee":
+                flow = "fees"
+            if flow == "fees" and frm == "platform":
+                amount = -amount  # a fee returned
             if m is None:
                 if flow in FLOWS:
                     c.credit_flows[flow] = c.credit_flows.get(flow, 0) + amount

@@ -20,6 +20,7 @@ from ..analysis.expect import Checker, CheckResults
 from ..analysis.tables import (
     KPI_NAMES,
     RunTables,
+    flow_sums,
     summarize_kpis,
     write_csv,
     write_json,
@@ -204,7 +205,7 @@ class Result:
             led = first.ledger
             for spec in sc.contracts:
                 rows = led[led["contract"] == spec.id]
-                sums = rows.groupby("flow")["amount"].sum()
+                sums = flow_sums(rows)
                 per_contract.append(
                     {
                         "contract": spec.id,

@@ -156,7 +156,14 @@ _ARGS: dict[str, tuple[str, ...]] = {
     "request_refund": ("milestone",),
     "submit": ("milestone",),
     "resolve_dispute": ("milestone", "release", "refund"),
+    "respond": ("answer", "procedure"),
+    "pay_fee": ("procedure",),
+    "open": ("procedure", "milestone"),
+    "propose_settlement": ("release", "refund"),
+    "accept_settlement": (),
 }
+#: arguments of a pack's own opening action (``open_dispute``, declared as a procedure's opened_by)
+_OPENER_ARGS = ("milestone",)
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "fund": ("milestone",),
     "approve": ("milestone",),
@@ -167,6 +174,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "reorder_milestones": ("order",),
     "submit": ("milestone",),
     "resolve_dispute": ("release", "refund"),
+    "respond": ("answer",),
+    "open": ("procedure",),
+    "propose_settlement": ("release", "refund"),
 }
 
 
@@ -185,7 +195,14 @@ def _unknown_action(actor: str, name: str) -> str:
     return msg + f"; allowed: {', '.join(ACTIONS[actor])}"
 
 
-def _parse_step(col: Collector, item: Any, loc: Loc, digits: int, known: set[str]) -> ScriptStep | None:
+def _parse_step(
+    col: Collector,
+    item: Any,
+    loc: Loc,
+    digits: int,
+    known: set[str],
+    openers: frozenset[tuple[str, str]] = frozenset(),
+) -> ScriptStep | None:
     if not isinstance(item, dict):
         col.add(loc, "a script step is a mapping like {at: 1d, client: fund, milestone: m1}")
         return None
@@ -206,10 +223,11 @@ def _parse_step(col: Collector, item: Any, loc: Loc, digits: int, known: set[str
     if isinstance(name, bool) or not isinstance(name, str):
         col.add((*loc, actor), f"expected the name of a {actor} action; allowed: {', '.join(ACTIONS[actor])}")
         return None
-    if name not in ACTIONS[actor]:
+    pack_action = (actor, name) in openers
+    if name not in ACTIONS[actor] and not pack_action:
         col.add((*loc, actor), _unknown_action(actor, name))
         return None
-    allowed = ("at", actor, *_ARGS.get(name, ()))
+    allowed = ("at", actor, *(_OPENER_ARGS if pack_action else _ARGS.get(name, ())))
     col.keys(item, allowed, loc)
     for req in _REQUIRED.get(name, ()):
         if req not in item:
@@ -260,6 +278,13 @@ def _parse_step(col: Collector, item: Any, loc: Loc, digits: int, known: set[str
                     f"unknown milestone(s) {bad}; known: {', '.join(sorted(known))}",
                 )
             kwargs["order"] = tuple(str(x) for x in order)
+    for key in ("answer", "procedure"):
+        if key in item:
+            value = item[key]
+            if isinstance(value, bool) or not isinstance(value, str) or not value.strip():
+                col.add((*loc, key), f"{key} is a name, got {value!r}")
+            else:
+                kwargs[key] = value
     if at is None:
         return None
     line = col.doc.where(loc)[0] or 0
@@ -267,7 +292,11 @@ def _parse_step(col: Collector, item: Any, loc: Loc, digits: int, known: set[str
 
 
 def _parse_contracts(
-    col: Collector, data: Any, digits: int, until: float | None = None
+    col: Collector,
+    data: Any,
+    digits: int,
+    until: float | None = None,
+    openers: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[ContractSpec, ...]:
     if not isinstance(data, list) or not data:
         col.add(("contracts",), "contracts is a non-empty list")
@@ -331,7 +360,7 @@ def _parse_contracts(
                     known.add(str(new["id"]))
         steps = []
         for j, step in enumerate(raw_script):
-            parsed = _parse_step(col, step, (*loc, "script", j), digits, known)
+            parsed = _parse_step(col, step, (*loc, "script", j), digits, known, openers)
             if parsed is not None:
                 steps.append(parsed)
                 if until is not None and parsed.at > until:
@@ -597,7 +626,8 @@ def _build(
             "a scenario has either contracts (scripted) or population (sampled), not both",
         )
     elif "contracts" in data:
-        contracts = _parse_contracts(col, data["contracts"], digits, until)
+        openers = frozenset(policy.openers) if policy is not None else frozenset()
+        contracts = _parse_contracts(col, data["contracts"], digits, until, openers)
     elif "population" in data:
         roots = allowed_roots(path.parent, allow=allow)
         population = parse_population(col, data["population"], path.parent, digits, roots=roots)

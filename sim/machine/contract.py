@@ -14,11 +14,31 @@ the counter, so the timer finds a newer generation when it fires and does nothin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from ..core.units import format_money, percent_of
-from ..policy.calendar import PLAIN, BusinessDays, Clock, is_zero
+from ..policy.calendar import PLAIN, Clock
 from ..policy.model import Policy
+from . import procedures as proc
+from .effects import (
+    close,
+    funding_fees,
+    holding,
+    milestone,
+    money,
+    need_contract,
+    need_milestone,
+    refund_all,
+    release,
+)
+from .procedures import disputed_amount  # noqa: F401 - re-exported for the dispute desk
+from .records import (  # noqa: F401 - the records, re-exported for callers of the state machine
+    STALE,
+    Contract,
+    Emitted,
+    Milestone,
+    OpenProcedure,
+    Outcome,
+    Rejected,
+    Timer,
+)
 from .vocabulary import (  # noqa: F401 - the vocabulary, re-exported for callers of the state machine
     ACTIONS,
     AUTOMATIC,
@@ -30,272 +50,6 @@ from .vocabulary import (  # noqa: F401 - the vocabulary, re-exported for caller
     TERMINAL,
     Action,
 )
-
-
-@dataclass(slots=True)
-class Milestone:
-    """A milestone's live state and its history so far."""
-
-    id: str
-    amount: int
-    due: float | None = None
-    state: str = "planned"
-    escrowed: int = 0
-    gen: int = 0
-    change_requests: int = 0
-    submissions: int = 0
-    funded_at: float | None = None
-    first_submitted_at: float | None = None
-    last_submitted_at: float | None = None
-    closed_at: float | None = None
-    outcome: str = "open"
-    released: int = 0
-    refunded: int = 0
-    bonus: int = 0
-    deleted: bool = False
-    funded: int = 0  # paid into escrow for this milestone (the ``funded`` postings naming it)
-    fees: int = 0  # fees of postings naming it
-
-
-@dataclass(slots=True)
-class RefundRequest:
-    """A pending escrow refund request: which milestones, whether contract credit is included."""
-
-    milestones: tuple[str, ...]
-    include_credit: bool
-    requested_at: float
-    gen: int
-    disputed: bool = False
-    disputed_at: float | None = None
-
-
-@dataclass(slots=True)
-class Contract:
-    """A contract's live state: milestones in their order, credit in escrow, pending requests."""
-
-    id: str
-    client: str
-    freelancer: str
-    milestones: list[Milestone]
-    state: str = "draft"
-    credit: int = 0
-    refund_request: RefundRequest | None = None
-    refund_gen: int = 0
-    offer_gen: int = 0
-    by_id: dict[str, Milestone] = field(default_factory=dict)
-    #: flows of postings that name no milestone (contract credit refunded, or released in a dispute)
-    credit_flows: dict[str, int] = field(default_factory=dict)
-    escrow_account: str = ""  # account names, computed once
-    client_account: str = ""
-
-    def __post_init__(self) -> None:
-        self.by_id = {m.id: m for m in self.milestones}
-        self.escrow_account = f"escrow:{self.id}"
-        self.client_account = f"client:{self.client}"
-
-    def escrow(self) -> int:
-        """Money of this contract in escrow: milestone escrow plus credit."""
-        return self.credit + sum(m.escrowed for m in self.milestones)
-
-
-@dataclass(frozen=True, slots=True)
-class Timer:
-    """A follow-up the engine must schedule: fire ``action`` after ``delay`` days.
-
-    Handlers write the policy's duration (days, or ``BusinessDays``); ``apply`` returns it in days.
-    """
-
-    delay: float | BusinessDays
-    action: Action
-
-
-@dataclass(slots=True)
-class Emitted:
-    """An accepted event with its postings: (from, to, flow, amount, milestone)."""
-
-    actor: str
-    action: str
-    milestone: str
-    amount: int
-    message: str
-    postings: list[tuple[str, str, str, int, str]]
-
-
-@dataclass(slots=True)
-class Outcome:
-    """The decision on one action: rejected with a rule, or accepted events and timers."""
-
-    accepted: bool
-    rule: str = ""
-    message: str = ""
-    events: list[Emitted] = field(default_factory=list)
-    timers: list[Timer] = field(default_factory=list)
-
-
-class Rejected(Exception):
-    """Raised inside the state machine before any change; turned into a rejected Outcome."""
-
-    def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.message = message
-
-
-STALE = Outcome(accepted=False, rule="stale")
-
-
-# ------------------------------------------------------------------------------ helpers
-
-
-def _money(policy: Policy, cents: int) -> str:
-    return f"{format_money(cents, policy.digits)} {policy.currency}"
-
-
-def _milestone(c: Contract, mid: str | None) -> Milestone:
-    if mid is None:
-        raise Rejected("invalid_state", "this action needs a milestone")
-    m = c.by_id.get(mid)
-    if m is None or m.deleted:
-        raise Rejected("invalid_state", f"milestone {mid} does not exist in contract {c.id}")
-    return m
-
-
-def _need_contract(c: Contract, states: tuple[str, ...], what: str) -> None:
-    if c.state not in states:
-        raise Rejected(
-            "invalid_state",
-            f"cannot {what} while the contract is {c.state} (needs {'/'.join(states)})",
-        )
-
-
-def _need_milestone(m: Milestone, states: frozenset[str] | tuple[str, ...], what: str) -> None:
-    if m.state not in states:
-        raise Rejected(
-            "invalid_state",
-            f"cannot {what} milestone {m.id} while it is {m.state} (needs {'/'.join(sorted(states))})",
-        )
-
-
-def _fees(
-    policy: Policy, on: str, amount: int
-) -> list[tuple[str, int]]:  # (payer, fee) for each fee rule on this flow
-    out: list[tuple[str, int]] = []
-    if amount <= 0:
-        return out
-    for fee in policy.fees:
-        if fee.on == on:
-            value = percent_of(amount, fee.percent, fee.rounding) if fee.percent else 0
-            if fee.fixed:
-                value += fee.fixed
-            if value:
-                out.append((fee.payer, value))
-    return out
-
-
-def _funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[tuple[str, str, str, int, str]]:
-    """Client fees on money the client pays into escrow (fees on funding are the client's)."""
-    return [
-        (c.client_account, "platform", "fees", fee, mid) for payer, fee in _fees(policy, "funding", charge)
-    ]
-
-
-def _freelancer_target(policy: Policy, c: Contract) -> str:
-    suffix = "available" if is_zero(policy.hold.after_release) else "pending"
-    return f"freelancer:{c.freelancer}:{suffix}"
-
-
-def _pay_freelancer(
-    policy: Policy,
-    c: Contract,
-    gross: int,
-    flow: str,
-    mid: str,
-    postings: list,
-    timers: list,
-    notes: list[str] | None = None,
-) -> int:
-    """Post a release or bonus to the freelancer, their fees to the platform; return the net.
-
-    A freelancer fee is taken from the money paid, so it can never exceed it: a larger fee (a big
-    ``fixed`` part on a small release) is capped at what is left, and ``notes`` gets a sentence
-    saying so, which the event's message carries.
-    """
-    target = _freelancer_target(policy, c)
-    source = c.escrow_account if flow == "released" else c.client_account
-    postings.append((source, target, flow, gross, mid))
-    net = gross
-    for payer, fee in _fees(policy, "release" if flow == "released" else "bonus", gross):
-        if payer == "freelancer":
-            if fee > net:
-                if notes is not None:
-                    what = "release" if flow == "released" else "bonus"
-                    notes.append(
-                        f"fee capped at the {what}: the freelancer fee of {_money(policy, fee)} is more "
-                        f"than the {_money(policy, net)} left of {_money(policy, gross)}, so "
-                        f"{_money(policy, net)} is taken"
-                    )
-                fee = net
-            postings.append((target, "platform", "fees", fee, mid))
-            net -= fee
-        else:
-            postings.append((c.client_account, "platform", "fees", fee, mid))
-    if not is_zero(policy.hold.after_release) and net > 0:
-        timers.append(
-            Timer(
-                policy.hold.after_release,
-                Action("platform", "funds_available", mid, amount=net, account=target),
-            )
-        )
-    return net
-
-
-def _release(
-    policy: Policy,
-    c: Contract,
-    m: Milestone,
-    amount: int,
-    postings: list,
-    timers: list,
-    notes: list[str] | None = None,
-) -> None:
-    """Release ``amount`` of a milestone's escrow (plus any bonus); the remainder becomes credit."""
-    held = m.escrowed
-    paid = min(amount, held)
-    _pay_freelancer(policy, c, paid, "released", m.id, postings, timers, notes)
-    if amount > held:
-        _pay_freelancer(policy, c, amount - held, "bonus", m.id, postings, timers, notes)
-        m.bonus += amount - held
-    c.credit += held - paid
-    m.escrowed = 0
-    m.released += paid
-    m.gen += 1
-
-
-def _close(m: Milestone, state: str, outcome: str, now: float) -> None:
-    m.state = state
-    m.outcome = outcome
-    m.closed_at = now
-
-
-def _holding(c: Contract) -> list[Milestone]:
-    return [m for m in c.milestones if not m.deleted and m.state in HOLDING]
-
-
-def _refund_all(c: Contract, now: float, actor: str, action: str, note: str) -> Emitted:
-    """Return all escrow of the contract to the client; funded milestones become refunded."""
-    postings = []
-    for m in _holding(c):
-        postings.append((c.escrow_account, c.client_account, "refunded", m.escrowed, m.id))
-        m.refunded += m.escrowed
-        m.escrowed = 0
-        m.gen += 1
-        _close(m, "refunded", "refunded", now)
-    if c.credit:
-        postings.append((c.escrow_account, c.client_account, "refunded", c.credit, ""))
-        c.credit = 0
-    total = sum(p[3] for p in postings)
-    return Emitted(actor, action, "", total, note, postings)
-
 
 # ------------------------------------------------------------------------------ the rules
 
@@ -309,11 +63,19 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
     """
     handler = _HANDLERS.get(action.name)
     if handler is None:
-        return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
+        if (action.actor, action.name) not in policy.openers:
+            return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
+        handler = _opener
     try:
         out = handler(policy, c, action, now, clock)
     except Rejected as rej:
         return Outcome(False, rej.rule, rej.message)
+    if not out.accepted:
+        return out
+    if policy.dormancy is not None and action.actor != "platform":
+        out.timers.extend(_start_dormancy(policy, c, now, clock))
+    if c.first_fee and not c.paid_out and c.escrow() == 0 and c.procedure is None and c.state in _CLOSED:
+        out.events.append(_return_first_fee(policy, c))
     if out.timers:
         out.timers = [
             t if type(t.delay) is float else Timer(clock.days(now, t.delay), t.action) for t in out.timers
@@ -322,6 +84,23 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
         if ev.postings:
             _note_client_paid(policy, c, ev)
     return out
+
+
+#: the timers of procedure stages (named by what their timeout does)
+_TIMEOUTS = frozenset({"stage_timeout", "auto_refund", "auto_release"})
+
+#: contract states in which a contract is over: a refundable first_funding fee may be returned
+_CLOSED = ("withdrawn", "declined", "expired", "ended")
+
+
+def _return_first_fee(policy: Policy, c: Contract) -> Emitted:
+    """The contract closed with nothing released: its refundable first_funding fee goes back."""
+    fee, c.first_fee = c.first_fee, 0
+    note = f"contract closed with nothing released: the {money(policy, fee)} first-funding fee is returned"
+    keys = tuple(f"fees.{f.name}" for f in policy.fees if f.on == "first_funding" and f.refundable)
+    return Emitted(
+        "platform", "fee_returned", "", fee, note, [("platform", c.client_account, "fees", fee, "")], keys
+    )
 
 
 def _note_client_paid(policy: Policy, c: Contract, ev: Emitted) -> None:
@@ -340,24 +119,23 @@ def _note_client_paid(policy: Policy, c: Contract, ev: Emitted) -> None:
                 fees += amount
     if not paid or (paid == ev.amount and not fees):
         return
-    text = f"client paid {_money(policy, paid)}"
+    text = f"client paid {money(policy, paid)}"
     if fees:
-        text += f" ({_money(policy, paid - fees)} + {_money(policy, fees)} fees)"
+        text += f" ({money(policy, paid - fees)} + {money(policy, fees)} fees)"
     ev.message = f"{ev.message}; {text}" if ev.message else text
 
 
 def _offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("draft",), "send an offer")
+    need_contract(c, ("draft",), "send an offer")
     live = [m for m in c.milestones if not m.deleted]
     if not live:
         raise Rejected("invalid_state", "an offer needs at least one milestone")
     low = [m for m in live if m.amount < policy.milestones.minimum_amount]
     if low:
-        names = ", ".join(f"{m.id} ({_money(policy, m.amount)})" for m in low)
+        names = ", ".join(f"{m.id} ({money(policy, m.amount)})" for m in low)
         raise Rejected(
             "minimum_amount",
-            f"offer rejected: {names} below the minimum of "
-            f"{_money(policy, policy.milestones.minimum_amount)}",
+            f"offer rejected: {names} below the minimum of {money(policy, policy.milestones.minimum_amount)}",
         )
     c.state = "offered"
     total = sum(m.amount for m in live)
@@ -365,7 +143,7 @@ def _offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PL
     if policy.offer.expires_after is not None:
         c.offer_gen += 1
         timers.append(Timer(policy.offer.expires_after, Action("platform", "offer_expired", gen=c.offer_gen)))
-    note = f"offer of {len(live)} milestone(s), {_money(policy, total)} in total, sent"
+    note = f"offer of {len(live)} milestone(s), {money(policy, total)} in total, sent"
     ev = Emitted(a.actor, "offer", "", 0, note, [])
     return Outcome(True, events=[ev], timers=timers)
 
@@ -375,17 +153,17 @@ def _end_offer(policy: Policy, c: Contract, a: Action, now: float, state: str, r
     c.offer_gen += 1
     events = [Emitted(a.actor, a.name, "", 0, f"contract {state}", [])]
     if refund and c.escrow() > 0:
-        events.append(_refund_all(c, now, "platform", "offer_refund", "escrow returned to the client"))
+        events.append(refund_all(c, now, "platform", "offer_refund", "escrow returned to the client"))
     return Outcome(True, events=events)
 
 
 def _withdraw_offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("offered",), "withdraw the offer")
+    need_contract(c, ("offered",), "withdraw the offer")
     return _end_offer(policy, c, a, now, "withdrawn", policy.offer.refund_on_withdraw)
 
 
 def _decline_offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("offered",), "decline the offer")
+    need_contract(c, ("offered",), "decline the offer")
     return _end_offer(policy, c, a, now, "declined", policy.offer.refund_on_decline)
 
 
@@ -399,11 +177,17 @@ def timer_is_stale(c: Contract, a: Action) -> bool:
     if name == "auto_approve":
         m = c.by_id.get(a.milestone or "")
         return m is None or m.deleted or m.state != "submitted" or m.gen != a.gen
-    if name == "auto_refund":
-        req = c.refund_request
-        return req is None or req.disputed or req.gen != a.gen
+    if name in _TIMEOUTS:
+        return proc.timer_is_stale(c, a)
     if name == "offer_expired":
         return c.state != "offered" or a.gen != c.offer_gen
+    if name == "dormancy_check":
+        return (
+            a.gen != c.activity_gen
+            or c.procedure is not None
+            or c.state not in ("active", "ended")
+            or c.escrow() == 0
+        )
     return False
 
 
@@ -414,21 +198,23 @@ def _offer_expired(policy: Policy, c: Contract, a: Action, now: float, clock: Cl
 
 
 def _accept_offer(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("offered",), "accept the offer")
+    need_contract(c, ("offered",), "accept the offer")
     c.state = "active"
     c.offer_gen += 1
     return Outcome(True, events=[Emitted(a.actor, "accept_offer", "", 0, "contract active", [])])
 
 
 def _fund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("offered", "active"), "fund a milestone")
-    m = _milestone(c, a.milestone)
-    _need_milestone(m, ("planned",), "fund")
-    if c.refund_request is not None:
-        raise Rejected("invalid_state", "cannot fund while a refund request is pending")
+    need_contract(c, ("offered", "active"), "fund a milestone")
+    m = milestone(c, a.milestone)
+    need_milestone(m, ("planned",), "fund")
+    if c.procedure is not None:
+        if c.procedure.name == "escrow_refund":
+            raise Rejected("invalid_state", "cannot fund while a refund request is pending")
+        raise Rejected("invalid_state", f"cannot fund while {c.procedure.name} is open")
     rules = policy.milestones
     if rules.funding == "one_at_a_time":
-        busy = [x.id for x in _holding(c)]
+        busy = [x.id for x in holding(c)]
         if busy:
             raise Rejected(
                 "one_at_a_time",
@@ -441,27 +227,27 @@ def _fund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLA
     if m.amount < rules.minimum_amount:
         raise Rejected(
             "minimum_amount",
-            f"cannot fund {m.id} with {_money(policy, m.amount)}: the minimum is "
-            f"{_money(policy, rules.minimum_amount)}",
+            f"cannot fund {m.id} with {money(policy, m.amount)}: the minimum is "
+            f"{money(policy, rules.minimum_amount)}",
         )
     from_credit = min(c.credit, m.amount)
     charge = m.amount - from_credit
     postings = [(c.client_account, c.escrow_account, "funded", charge, m.id)]
-    postings.extend(_funding_fees(policy, c, charge, m.id))
+    postings.extend(funding_fees(policy, c, charge, m.id))
     c.credit -= from_credit
     m.escrowed = m.amount
     m.state = "funded"
     m.funded_at = now
-    note = f"funded {_money(policy, m.amount)}"
+    note = f"funded {money(policy, m.amount)}"
     if from_credit:
-        note += f" ({_money(policy, from_credit)} from contract credit)"
+        note += f" ({money(policy, from_credit)} from contract credit)"
     return Outcome(True, events=[Emitted(a.actor, "fund", m.id, m.amount, note, postings)])
 
 
 def _submit(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active",), "submit work")
-    m = _milestone(c, a.milestone)
-    _need_milestone(m, ("funded", "changes_requested"), "submit")
+    need_contract(c, ("active",), "submit work")
+    m = milestone(c, a.milestone)
+    need_milestone(m, ("funded", "changes_requested"), "submit")
     m.state = "submitted"
     m.gen += 1
     m.submissions += 1
@@ -476,32 +262,32 @@ def _submit(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = P
 
 
 def _approve(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active", "ended"), "approve")
-    m = _milestone(c, a.milestone)
-    _need_milestone(m, REVIEWABLE, "approve")
+    need_contract(c, ("active", "ended"), "approve")
+    m = milestone(c, a.milestone)
+    need_milestone(m, REVIEWABLE, "approve")
     amount = m.escrowed if a.amount is None else a.amount
     if amount < m.escrowed and not policy.release.partial:
         raise Rejected(
             "partial_release",
-            f"releasing {_money(policy, amount)} of {_money(policy, m.escrowed)} is not allowed: "
+            f"releasing {money(policy, amount)} of {money(policy, m.escrowed)} is not allowed: "
             "this policy has no partial releases",
         )
     if amount > m.escrowed and not policy.release.bonus:
         raise Rejected(
             "bonus",
-            f"releasing {_money(policy, amount)} for a milestone funded with "
-            f"{_money(policy, m.escrowed)} is not allowed: this policy has no bonuses",
+            f"releasing {money(policy, amount)} for a milestone funded with "
+            f"{money(policy, m.escrowed)} is not allowed: this policy has no bonuses",
         )
     postings: list = []
     timers: list = []
     held = m.escrowed
     notes: list[str] = []
-    _release(policy, c, m, amount, postings, timers, notes)
-    _close(m, "released", "approved", now)
+    release(policy, c, m, amount, postings, timers, notes)
+    close(m, "released", "approved", now)
     if amount < held:
-        note = f"partial release; {_money(policy, held - amount)} stays in escrow as contract credit"
+        note = f"partial release; {money(policy, held - amount)} stays in escrow as contract credit"
     elif amount > held:
-        note = f"released in full plus a bonus of {_money(policy, amount - held)}"
+        note = f"released in full plus a bonus of {money(policy, amount - held)}"
     else:
         note = "released in full"
     note = "; ".join([note, *notes])
@@ -516,8 +302,8 @@ def _auto_approve(policy: Policy, c: Contract, a: Action, now: float, clock: Clo
     timers: list = []
     amount = m.escrowed
     notes: list[str] = []
-    _release(policy, c, m, amount, postings, timers, notes)
-    _close(m, "released", "auto_approved", now)
+    release(policy, c, m, amount, postings, timers, notes)
+    close(m, "released", "auto_approved", now)
     note = "; ".join(["review window ended without a decision; released in full", *notes])
     return Outcome(
         True,
@@ -527,9 +313,9 @@ def _auto_approve(policy: Policy, c: Contract, a: Action, now: float, clock: Clo
 
 
 def _request_changes(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active",), "request changes")
-    m = _milestone(c, a.milestone)
-    _need_milestone(m, ("submitted",), "request changes on")
+    need_contract(c, ("active",), "request changes")
+    m = milestone(c, a.milestone)
+    need_milestone(m, ("submitted",), "request changes on")
     limit = policy.review.max_change_requests
     if limit is not None and m.change_requests >= limit:
         raise Rejected(
@@ -557,7 +343,7 @@ def _check_position_lock(policy: Policy, c: Contract, position: int) -> None:
 
 
 def _add_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("draft", "offered", "active"), "add a milestone")
+    need_contract(c, ("draft", "offered", "active"), "add a milestone")
     mid = a.milestone or ""
     if mid in c.by_id:
         raise Rejected("invalid_state", f"milestone {mid} already exists in contract {c.id}")
@@ -565,8 +351,8 @@ def _add_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Cl
     if amount < policy.milestones.minimum_amount:
         raise Rejected(
             "minimum_amount",
-            f"milestone {mid} of {_money(policy, amount)} is below the minimum of "
-            f"{_money(policy, policy.milestones.minimum_amount)}",
+            f"milestone {mid} of {money(policy, amount)} is below the minimum of "
+            f"{money(policy, policy.milestones.minimum_amount)}",
         )
     live = [m for m in c.milestones if not m.deleted]
     position = len(live) if a.position is None else a.position
@@ -577,13 +363,13 @@ def _add_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Cl
     live.insert(position, m)
     c.milestones = live + [x for x in c.milestones if x.deleted]
     c.by_id[mid] = m
-    note = f"added at position {position}: {_money(policy, amount)}"
+    note = f"added at position {position}: {money(policy, amount)}"
     return Outcome(True, events=[Emitted(a.actor, "add_milestone", mid, 0, note, [])])
 
 
 def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("draft", "offered", "active"), "edit a milestone")
-    m = _milestone(c, a.milestone)
+    need_contract(c, ("draft", "offered", "active"), "edit a milestone")
+    m = milestone(c, a.milestone)
     locked = policy.milestones.active_locked
     if m.state in TERMINAL:
         raise Rejected("invalid_state", f"milestone {m.id} is {m.state} and can no longer change")
@@ -597,8 +383,8 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: C
     if a.amount is not None and a.amount < policy.milestones.minimum_amount:
         raise Rejected(
             "minimum_amount",
-            f"{_money(policy, a.amount)} is below the minimum of "
-            f"{_money(policy, policy.milestones.minimum_amount)}",
+            f"{money(policy, a.amount)} is below the minimum of "
+            f"{money(policy, policy.milestones.minimum_amount)}",
         )
     postings = []
     if a.amount is not None and m.state == "funded" and a.amount != m.escrowed:
@@ -607,14 +393,14 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: C
             from_credit = min(c.credit, need)
             c.credit -= from_credit
             postings.append((c.client_account, c.escrow_account, "funded", need - from_credit, m.id))
-            postings.extend(_funding_fees(policy, c, need - from_credit, m.id))
+            postings.extend(funding_fees(policy, c, need - from_credit, m.id))
         else:
             c.credit += m.escrowed - a.amount
         m.escrowed = a.amount
     parts = []
     if a.amount is not None:
         m.amount = a.amount
-        parts.append(f"amount {_money(policy, a.amount)}")
+        parts.append(f"amount {money(policy, a.amount)}")
     if a.due is not None:
         m.due = a.due
         parts.append(f"due {a.due:g}d")
@@ -625,8 +411,8 @@ def _edit_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: C
 
 
 def _delete_milestone(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("draft", "offered", "active"), "delete a milestone")
-    m = _milestone(c, a.milestone)
+    need_contract(c, ("draft", "offered", "active"), "delete a milestone")
+    m = milestone(c, a.milestone)
     if m.state in TERMINAL:
         raise Rejected("invalid_state", f"milestone {m.id} is {m.state} and cannot be deleted")
     if m.state != "planned":
@@ -643,7 +429,7 @@ def _delete_milestone(policy: Policy, c: Contract, a: Action, now: float, clock:
 
 
 def _reorder(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("draft", "offered", "active"), "reorder milestones")
+    need_contract(c, ("draft", "offered", "active"), "reorder milestones")
     live = [m for m in c.milestones if not m.deleted]
     order = list(a.order or ())
     if sorted(order) != sorted(m.id for m in live):
@@ -660,161 +446,111 @@ def _reorder(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = 
 
 
 def _request_refund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active", "ended"), "request a refund")
-    if c.refund_request is not None:
-        raise Rejected("invalid_state", "a refund request is already pending")
-    if a.milestone is not None:
-        m = _milestone(c, a.milestone)
-        _need_milestone(m, REVIEWABLE, "request a refund of")
-        targets, include_credit = [m], False
-    else:
-        targets, include_credit = [m for m in _holding(c)], True
-        if not targets and c.credit == 0:
-            raise Rejected("invalid_state", f"nothing of contract {c.id} is held in escrow")
-    for m in targets:
-        m.state = "refund_requested"
-        m.gen += 1
-    c.refund_gen += 1
-    c.refund_request = RefundRequest(tuple(m.id for m in targets), include_credit, now, c.refund_gen)
-    amount = sum(m.escrowed for m in targets) + (c.credit if include_credit else 0)
-    timers = []
-    if policy.refund.on_timeout == "refund":
-        timers.append(
-            Timer(policy.refund.response_window, Action("platform", "auto_refund", gen=c.refund_gen))
-        )
-    window = clock.describe(now, policy.refund.response_window)
-    note = f"refund of {_money(policy, amount)} requested; freelancer has {window} to answer"
-    mid = a.milestone or ""
-    return Outcome(True, events=[Emitted(a.actor, "request_refund", mid, 0, note, [])], timers=timers)
+    name = policy.openers.get((a.actor, a.name))
+    if name is None:
+        raise Rejected("procedure", "this policy has no procedure opened by request_refund")
+    return proc.open_procedure(policy, c, name, a, now, clock, "request a refund")
 
 
-def _refund_requested(c: Contract, now: float, actor: str, action: str, outcome: str) -> Emitted:
-    req = c.refund_request
-    assert req is not None
-    postings = []
-    for mid in req.milestones:
-        m = c.by_id[mid]
-        postings.append((c.escrow_account, c.client_account, "refunded", m.escrowed, mid))
-        m.refunded += m.escrowed
-        m.escrowed = 0
-        m.gen += 1
-        _close(m, "refunded", outcome, now)
-    if req.include_credit and c.credit:
-        postings.append((c.escrow_account, c.client_account, "refunded", c.credit, ""))
-        c.credit = 0
-    c.refund_request = None
-    c.refund_gen += 1
-    mid = req.milestones[0] if len(req.milestones) == 1 else ""
-    total = sum(p[3] for p in postings)
-    return Emitted(actor, action, mid, total, "escrow returned to the client", postings)
+def _open(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    """``open {procedure}``: a procedure the pack lets this party open."""
+    name = a.procedure or ""
+    declared = policy.all_procedures.get(name)
+    if declared is None:
+        known = ", ".join(sorted(policy.all_procedures))
+        raise Rejected("procedure", f"this policy has no procedure {name!r}; its procedures: {known}")
+    if a.actor not in (declared.opened_by or {}):
+        raise Rejected("procedure", f"the {a.actor} cannot open {name}: it is opened by another step")
+    return proc.open_procedure(policy, c, name, a, now, clock, f"open {name}")
 
 
-def _pending_request(c: Contract, what: str) -> RefundRequest:
-    req = c.refund_request
-    if req is None or req.disputed:
+def _opener(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    """A pack's own opening action (``open_dispute``), declared as a procedure's ``opened_by``."""
+    name = policy.openers[(a.actor, a.name)]
+    return proc.open_procedure(policy, c, name, a, now, clock, a.name.replace("_", " "))
+
+
+def _refund_answer(c: Contract, what: str) -> None:
+    """The upwork names of the answers: only while a refund request waits for the freelancer."""
+    p = c.procedure
+    if p is None or p.name != "escrow_refund" or p.awaiting_platform:
         raise Rejected("invalid_state", f"cannot {what}: no refund request is awaiting an answer")
-    return req
 
 
 def _approve_refund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active", "ended"), "answer a refund request")
-    _pending_request(c, "approve a refund")
-    return Outcome(True, events=[_refund_requested(c, now, a.actor, "approve_refund", "refunded")])
-
-
-def _auto_refund(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    if timer_is_stale(c, a):
-        return STALE
-    return Outcome(True, events=[_refund_requested(c, now, "platform", "auto_refund", "auto_refunded")])
+    need_contract(c, ("active", "ended"), "answer a refund request")
+    _refund_answer(c, "approve a refund")
+    return proc.respond(policy, c, a, now, clock, "accept", "approve_refund")
 
 
 def _dispute(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active", "ended"), "dispute")
-    req = _pending_request(c, "dispute")
-    if not policy.refund.dispute:
+    need_contract(c, ("active", "ended"), "dispute")
+    _refund_answer(c, "dispute")
+    assert c.procedure is not None
+    stage = policy.all_procedures[c.procedure.name].stages[c.procedure.stage]
+    if "decline" not in stage.answers:
         raise Rejected("dispute", "this policy does not let the freelancer dispute a refund request")
-    req.disputed = True
-    req.disputed_at = now
-    c.refund_gen += 1
-    for mid in req.milestones:
-        m = c.by_id[mid]
-        m.state = "disputed"
-        m.gen += 1
-    amount = disputed_amount(c)
-    mid = req.milestones[0] if len(req.milestones) == 1 else ""
-    note = f"{len(req.milestones)} milestone(s), {_money(policy, amount)}, in dispute; the platform decides"
-    return Outcome(True, events=[Emitted(a.actor, "dispute", mid, 0, note, [])])
+    return proc.respond(policy, c, a, now, clock, "decline", "dispute")
 
 
-def disputed_amount(c: Contract) -> int:
-    """Money under the contract's pending dispute (0 when there is none)."""
-    req = c.refund_request
-    if req is None or not req.disputed:
-        return 0
-    return sum(c.by_id[m].escrowed for m in req.milestones) + (c.credit if req.include_credit else 0)
+def _respond(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    return proc.respond(policy, c, a, now, clock, a.answer or "", "respond")
+
+
+def _pay_fee(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    return proc.pay_fee(policy, c, a, now, clock)
+
+
+def _settlement(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    return proc.settlement(policy, c, a, now, clock)
+
+
+def _stage_timeout(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    return proc.stage_timeout(policy, c, a, now, clock)
 
 
 def _resolve_dispute(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    req = c.refund_request
-    if req is None or not req.disputed:
-        raise Rejected("invalid_state", f"contract {c.id} has no dispute to resolve")
-    if a.milestone is not None and a.milestone not in req.milestones:
-        raise Rejected("invalid_state", f"milestone {a.milestone} is not in the dispute")
-    release, refund = a.release or 0, a.refund or 0
-    total = disputed_amount(c)
-    if release + refund > total:
-        raise Rejected(
-            "insufficient_escrow",
-            f"release {_money(policy, release)} + refund {_money(policy, refund)} is more than "
-            f"the {_money(policy, total)} in dispute",
-        )
-    if release + refund < total:
-        raise Rejected(
-            "invalid_state",
-            f"release {_money(policy, release)} + refund {_money(policy, refund)} must add up to "
-            f"the {_money(policy, total)} in dispute",
-        )
-    postings: list = []
-    timers: list = []
-    notes: list[str] = []
-    to_release = release
-    for mid in req.milestones:  # the release fills milestones in order; the rest is refunded
-        m = c.by_id[mid]
-        part = min(to_release, m.escrowed)
-        to_release -= part
-        if part:
-            _pay_freelancer(policy, c, part, "released", mid, postings, timers, notes)
-        back = m.escrowed - part
-        if back:
-            postings.append((c.escrow_account, c.client_account, "refunded", back, mid))
-        m.released += part
-        m.refunded += back
-        m.escrowed = 0
-        m.gen += 1
-        _close(m, "resolved", "resolved", now)
-    if req.include_credit and c.credit:
-        part = min(to_release, c.credit)
-        if part:
-            _pay_freelancer(policy, c, part, "released", "", postings, timers, notes)
-        if c.credit - part:
-            postings.append((c.escrow_account, c.client_account, "refunded", c.credit - part, ""))
-        c.credit = 0
-    c.refund_request = None
-    c.refund_gen += 1
-    mid = req.milestones[0] if len(req.milestones) == 1 else ""
-    note = f"dispute decided: {_money(policy, release)} released, {_money(policy, refund)} refunded"
-    note = "; ".join([note, *notes])
-    ev = Emitted(a.actor, "resolve_dispute", mid, total, note, postings)
-    return Outcome(True, events=[ev], timers=timers)
+    return proc.decide(policy, c, a, now, clock)
+
+
+def _dormancy_check(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
+    """A dormancy timer: a notice before the end, or the dormancy procedure at the end."""
+    if timer_is_stale(c, a):
+        return STALE
+    assert policy.dormancy is not None and a.at is not None
+    if now < a.at:
+        left = clock.describe(now, a.at - now)
+        note = f"dormancy notice: {money(policy, c.escrow())} in escrow with no activity; dormant in {left}"
+        ev = Emitted("platform", "dormancy_notice", "", 0, note, [], ("dormancy.notices",))
+        return Outcome(True, events=[ev], timers=_dormancy_timers(policy, c, now, a.at))
+    return proc.open_dormant(policy, c, now, clock)
+
+
+def _dormancy_timers(policy: Policy, c: Contract, now: float, end: float) -> list[Timer]:
+    """The next dormancy timer: the next notice still ahead of ``end``, or ``end`` itself."""
+    assert policy.dormancy is not None
+    marks = sorted({end - float(n) for n in policy.dormancy.notices if end - float(n) > now + 1e-9})
+    at = marks[0] if marks else end
+    return [Timer(max(at - now, 0.0), Action("platform", "dormancy_check", gen=c.activity_gen, at=end))]
+
+
+def _start_dormancy(policy: Policy, c: Contract, now: float, clock: Clock) -> list[Timer]:
+    """Activity on the contract: the dormancy clock starts again from it (or the last due date)."""
+    assert policy.dormancy is not None
+    c.activity_gen += 1
+    dues = [m.due for m in c.milestones if not m.deleted and m.due is not None]
+    since = max([now, *dues])
+    end = since + clock.days(since, policy.dormancy.after)
+    return _dormancy_timers(policy, c, now, end)
 
 
 def _end_contract(policy: Policy, c: Contract, a: Action, now: float, clock: Clock = PLAIN) -> Outcome:
-    _need_contract(c, ("active",), "end the contract")
+    need_contract(c, ("active",), "end the contract")
     c.state = "ended"
     held = c.escrow()
     note = "contract ended"
     if held:
-        note += f"; {_money(policy, held)} still in escrow"
+        note += f"; {money(policy, held)} still in escrow"
     return Outcome(True, events=[Emitted(a.actor, "end_contract", "", 0, note, [])])
 
 
@@ -843,8 +579,16 @@ _HANDLERS = {
     "reorder_milestones": _reorder,
     "request_refund": _request_refund,
     "approve_refund": _approve_refund,
-    "auto_refund": _auto_refund,
+    "stage_timeout": _stage_timeout,
+    "auto_refund": _stage_timeout,
+    "auto_release": _stage_timeout,
     "dispute": _dispute,
+    "respond": _respond,
+    "pay_fee": _pay_fee,
+    "open": _open,
+    "propose_settlement": _settlement,
+    "accept_settlement": _settlement,
+    "dormancy_check": _dormancy_check,
     "resolve_dispute": _resolve_dispute,
     "end_contract": _end_contract,
     "funds_available": _funds_available,

@@ -19,12 +19,22 @@ MILESTONE_STATES = (
     "released",
     "refunded",
     "resolved",
+    "dormant",
 )
 TERMINAL = frozenset({"released", "refunded", "resolved"})
 #: milestone states in which the milestone holds escrow
-HOLDING = frozenset({"funded", "submitted", "changes_requested", "refund_requested", "disputed"})
+HOLDING = frozenset({"funded", "submitted", "changes_requested", "refund_requested", "disputed", "dormant"})
 REVIEWABLE = frozenset({"funded", "submitted", "changes_requested"})
-OUTCOMES = ("approved", "auto_approved", "refunded", "auto_refunded", "resolved", "open")
+OUTCOMES = (
+    "approved",
+    "auto_approved",
+    "refunded",
+    "auto_refunded",
+    "released",
+    "auto_released",
+    "resolved",
+    "open",
+)
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     "client": (
@@ -39,6 +49,11 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "reorder_milestones",
         "request_refund",
         "end_contract",
+        "respond",
+        "pay_fee",
+        "open",
+        "propose_settlement",
+        "accept_settlement",
     ),
     "freelancer": (
         "accept_offer",
@@ -47,10 +62,28 @@ ACTIONS: dict[str, tuple[str, ...]] = {
         "approve_refund",
         "dispute",
         "end_contract",
+        "respond",
+        "pay_fee",
+        "open",
+        "propose_settlement",
+        "accept_settlement",
     ),
     "platform": ("resolve_dispute",),
 }
-AUTOMATIC = ("auto_approve", "auto_refund", "offer_expired", "offer_refund", "funds_available")
+#: actions no script may write: timers and their consequences
+AUTOMATIC = (
+    "auto_approve",
+    "auto_refund",
+    "offer_expired",
+    "offer_refund",
+    "funds_available",
+    "auto_release",
+    "stage_timeout",
+    "dormancy_check",
+    "dormancy_notice",
+    "dormant",
+    "fee_returned",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +101,6 @@ class Action:
     refund: int | None = None
     gen: int = 0  # timers: the generation they watch
     account: str | None = None  # funds_available: the freelancer account
+    answer: str | None = None  # respond: the answer given
+    procedure: str | None = None  # respond, pay_fee, open: which procedure (default: the open one)
+    at: float | None = None  # dormancy_check: when the contract becomes dormant

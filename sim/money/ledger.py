@@ -4,7 +4,10 @@ Every movement of money is a posting from one account to another, in integer min
 ``client:<id>`` accounts count what the client has paid, net (money leaving a client raises its
 balance, money returned lowers it); every other account holds money. So after every event:
 
-    sum(client) == escrow + sum(freelancer) + platform,   and no balance is negative.
+    sum(client) == escrow + sum(freelancer) + platform,   and escrow and platform are never negative.
+
+A freelancer's balance is a net position: it goes below zero only by a ``stage_fee`` paid out of
+pocket (an arbitration fee before any payment, FORMAT section 7); every other flow is checked.
 
 The ledger keeps running totals per account kind, so both checks cost O(1) per event.
 """
@@ -88,7 +91,7 @@ class Ledger:
             kinds["client"] += amount
         else:
             left = balances[from_account] - amount
-            if left < 0:
+            if left < 0 and flow != "stage_fee":  # only a stage fee may be paid out of pocket
                 raise LedgerError(
                     f"{from_account} would go negative ({left}) moving {amount} to {to_account} "
                     f"at t={time} ({contract}/{milestone})"
@@ -104,8 +107,11 @@ class Ledger:
         else:
             balances[to_account] += amount
             kinds[tk] += amount
+        if flow == "stage_fee":  # a procedure's fee (an arbitration fee) is a fee like the others
+            flow = "fees"
         if flow in self.totals:
-            self.totals[flow] += amount
+            # a fee the platform returns lowers the fees collected
+            self.totals[flow] += -amount if flow == "fees" and fk == "platform" else amount
         if self.keep_postings:
             self.postings.append(Posting(time, from_account, to_account, flow, amount, contract, milestone))
 
@@ -130,7 +136,7 @@ class Ledger:
         if k["client"] != held:
             raise LedgerError(f"conservation broken: clients paid {k['client']}, accounts hold {held}")
         for kind, value in k.items():
-            if value < 0:
+            if value < 0 and kind[0] != "f":  # freelancers are net positions: a fee paid out of pocket
                 raise LedgerError(f"{kind} balance is negative: {value}")
 
     def balance(self, name: str) -> int:

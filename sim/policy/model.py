@@ -11,22 +11,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import importlib.resources
-import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainValidator,
+    PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,11 +30,7 @@ from ..core import schema
 from ..core.units import (
     CURRENCY_DIGITS,
     ROUNDING_MODES,
-    UnitError,
-    format_duration,
     format_money,
-    parse_duration,
-    parse_money,
 )
 from ..core.yamlio import (
     Doc,
@@ -52,7 +43,21 @@ from ..core.yamlio import (
     load_file,
     outside_message,
 )
-from .calendar import TIMEZONES, WEEKDAYS, BusinessDays, Calendar, parse_business_days
+from .calendar import WEEKDAYS, BusinessDays, Calendar
+from .procedures import Dormancy, Procedure, shorthand
+from .procedures import check as check_procedures
+from .procedures import resolved as resolved_procedures
+from .values import (
+    Date,
+    LockedPart,
+    Money,
+    Percent,
+    PolicyDuration,
+    RulesModel,
+    Timezone,
+    Weekday,
+    show_duration,
+)
 
 #: Rule ids a rejected action is recorded with (FORMAT.md section 2).
 RULE_IDS = (
@@ -66,100 +71,12 @@ RULE_IDS = (
     "max_change_requests",
     "invalid_state",
     "insufficient_escrow",
+    "procedure",
+    "not_your_turn",
 )
 
 
-def _money(value: Any, info: ValidationInfo) -> int:
-    digits = (info.context or {}).get("digits", 2)
-    try:
-        return parse_money(value, digits)
-    except UnitError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _duration(value: Any) -> float:
-    try:
-        return parse_duration(value)
-    except UnitError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _policy_duration(value: Any) -> float | BusinessDays:
-    """A policy window: a plain duration (float days, as always) or business days (``5bd``)."""
-    if isinstance(value, BusinessDays):
-        return value
-    bd = parse_business_days(value)
-    if bd is not None:
-        return bd
-    try:
-        return parse_duration(value)
-    except UnitError as exc:
-        if isinstance(value, str):
-            raise ValueError(f"{exc}, or a whole number of business days (5bd)") from None
-        raise ValueError(str(exc)) from None
-
-
-def show_duration(duration: float | BusinessDays) -> str:
-    """A policy duration as written: ``14d``, ``1d12h``, ``5bd``."""
-    return str(duration) if isinstance(duration, BusinessDays) else format_duration(duration)
-
-
-def _weekday(value: Any) -> int:
-    if isinstance(value, str) and value.strip().lower() in WEEKDAYS:
-        return WEEKDAYS.index(value.strip().lower())
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    raise ValueError(f"unknown weekday {shown}; allowed: {', '.join(WEEKDAYS)}")
-
-
-def _timezone(value: Any) -> str:
-    if value in TIMEZONES:
-        return value
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    raise ValueError(
-        f"timezone {shown} is not supported: only {', '.join(TIMEZONES)} "
-        "(time zones with daylight saving are not implemented)"
-    )
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        try:
-            return dt.date.fromisoformat(value.strip())
-        except ValueError:
-            raise ValueError(f"{shown} is not a date of the calendar") from None
-    raise ValueError(f"expected a date like 2026-12-25, got {shown}")
-
-
-def _percent(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a percentage such as 10 or 2.75, got {value!r}")
-    try:
-        dec = Decimal(repr(value) if isinstance(value, float) else str(value))
-    except InvalidOperation:
-        raise ValueError(f"expected a percentage such as 10 or 2.75, got {value!r}") from None
-    if not dec.is_finite() or dec < 0 or dec > 100:
-        raise ValueError(f"percent must be between 0 and 100, got {value!r}")
-    return dec
-
-
-Money = Annotated[int, BeforeValidator(_money)]
-Duration = Annotated[float, BeforeValidator(_duration)]
-#: a policy window: float days, or BusinessDays for ``5bd``
-PolicyDuration = Annotated[float | BusinessDays, PlainValidator(_policy_duration)]
-Weekday = Annotated[int, PlainValidator(_weekday)]
-Date = Annotated[dt.date, PlainValidator(_date)]
-Percent = Annotated[Decimal, BeforeValidator(_percent)]
-LockedPart = Literal["amount", "due_date", "order", "delete"]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MilestoneRules(_Model):
+class MilestoneRules(RulesModel):
     """What a milestone may be and how milestones are funded."""
 
     minimum_amount: Money
@@ -168,7 +85,7 @@ class MilestoneRules(_Model):
     active_locked: frozenset[LockedPart] = frozenset({"amount", "due_date", "order", "delete"})
 
 
-class ReviewRules(_Model):
+class ReviewRules(RulesModel):
     """The client's review of a submission."""
 
     window: PolicyDuration
@@ -176,14 +93,14 @@ class ReviewRules(_Model):
     max_change_requests: Annotated[StrictInt, Field(ge=0)] | None = None
 
 
-class ReleaseRules(_Model):
+class ReleaseRules(RulesModel):
     """Releasing a different amount than funded."""
 
     partial: StrictBool = True
     bonus: StrictBool = True
 
 
-class RefundRules(_Model):
+class RefundRules(RulesModel):
     """Escrow refund requests and the freelancer's answer."""
 
     response_window: PolicyDuration
@@ -191,7 +108,7 @@ class RefundRules(_Model):
     dispute: StrictBool = True
 
 
-class OfferRules(_Model):
+class OfferRules(RulesModel):
     """What happens to escrow funded with an offer that does not become a contract."""
 
     refund_on_withdraw: StrictBool = True
@@ -199,16 +116,16 @@ class OfferRules(_Model):
     expires_after: PolicyDuration | None = None
 
 
-class HoldRules(_Model):
+class HoldRules(RulesModel):
     """Clearance before released money is available to the freelancer."""
 
     after_release: PolicyDuration = 0.0
 
 
-class CalendarRules(_Model):
+class CalendarRules(RulesModel):
     """Which days are business days, for ``bd`` durations (FORMAT section 8)."""
 
-    timezone: Annotated[str, PlainValidator(_timezone)] = "UTC"
+    timezone: Timezone = "UTC"
     weekend: tuple[Weekday, ...] = (5, 6)
     holidays: tuple[Date, ...] = ()
 
@@ -242,24 +159,32 @@ class CalendarRules(_Model):
         }
 
 
-class Fee(_Model):
-    """A platform fee: a percentage (and/or a fixed amount) of a flow, paid by one party."""
+class Fee(RulesModel):
+    """A platform fee: a percentage (and/or a fixed amount) of a flow, paid by one party.
+
+    ``on: first_funding`` is charged once per contract, with its first funding (Upwork's Contract
+    Initiation Fee); ``refundable: true`` returns it when the contract closes having released
+    nothing (every cent refunded).
+    """
 
     name: StrictStr
     payer: Literal["client", "freelancer"]
-    on: Literal["funding", "release", "bonus"]
+    on: Literal["funding", "release", "bonus", "first_funding"]
     percent: Percent = Decimal(0)
     fixed: Money | None = None
     rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
+    refundable: StrictBool = False
 
     @model_validator(mode="after")
     def _funding_fees_are_the_clients(self) -> Fee:
-        if self.on == "funding" and self.payer != "client":
-            raise ValueError("a fee on funding is paid by the client (payer: client)")
+        if self.on in ("funding", "first_funding") and self.payer != "client":
+            raise ValueError(f"a fee on {self.on} is paid by the client (payer: client)")
+        if self.refundable and self.on != "first_funding":
+            raise ValueError("refundable is supported for fees on first_funding only")
         return self
 
 
-class Policy(_Model):
+class Policy(RulesModel):
     """A fully resolved policy pack."""
 
     policy: StrictStr
@@ -274,6 +199,31 @@ class Policy(_Model):
     hold: HoldRules = HoldRules()
     fees: tuple[Fee, ...] = ()
     calendar: CalendarRules = CalendarRules()
+    procedures: dict[StrictStr, Procedure] = Field(default_factory=dict)
+    dormancy: Dormancy | None = None
+    _all: dict[str, Procedure] = PrivateAttr(default_factory=dict)
+    _openers: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _expand_procedures(self) -> Policy:
+        merged = {**shorthand(self.refund), **self.procedures}
+        self._all = merged
+        self._openers = {
+            (actor, action): name
+            for name, proc in merged.items()
+            for actor, action in (proc.opened_by or {}).items()
+        }
+        return self
+
+    @property
+    def all_procedures(self) -> dict[str, Procedure]:
+        """Every procedure the pack runs: the ``refund:`` shorthand's, replaced by declared ones."""
+        return self._all
+
+    @property
+    def openers(self) -> dict[tuple[str, str], str]:
+        """(actor, action) -> the procedure that action opens (``("client", "request_refund")``)."""
+        return self._openers
 
     def business_day_keys(self) -> list[str]:
         """The dotted keys of the windows written in business days (``review.window``)."""
@@ -283,6 +233,13 @@ class Policy(_Model):
             "offer.expires_after": self.offer.expires_after,
             "hold.after_release": self.hold.after_release,
         }
+        for pname, proc in self.procedures.items():
+            for stage in proc.stages:
+                values = stage.window.values() if isinstance(stage.window, dict) else [stage.window]
+                if any(isinstance(w, BusinessDays) for w in values):
+                    windows[f"procedures.{pname}.{stage.name}.window"] = BusinessDays(0)
+        if self.dormancy is not None:
+            windows["dormancy.after"] = self.dormancy.after
         return [k for k, v in windows.items() if isinstance(v, BusinessDays)]
 
     @property
@@ -336,12 +293,22 @@ class Policy(_Model):
                     "percent": str(f.percent),
                     "fixed": None if f.fixed is None else format_money(f.fixed, d),
                     "rounding": f.rounding,
+                    **({"refundable": True} if f.refundable else {}),
                 }
                 for f in self.fees
             ],
         }
         if self.business_day_keys() or self.calendar != CalendarRules():
             out["calendar"] = self.calendar.resolved()
+        if self.procedures:
+            out["procedures"] = resolved_procedures(self.procedures, d)
+        if self.dormancy is not None:
+            out["dormancy"] = {
+                "after": show_duration(self.dormancy.after),
+                "since": self.dormancy.since,
+                "notices": [show_duration(n) for n in self.dormancy.notices],
+                "procedure": self.dormancy.procedure,
+            }
         return out
 
 
@@ -543,6 +510,9 @@ def load_policy(
         raise InputError(problems)
     digits = CURRENCY_DIGITS.get(str(sourced.data.get("currency", "USD")), 2)
     policy: Policy = schema.validate(Policy, sourced.data, sourced.locate, context={"digits": digits})
+    cross = check_procedures(policy.all_procedures, policy.dormancy)
+    if cross:
+        raise InputError([sourced.locate(loc, message, False) for loc, message in cross])
     return policy
 
 

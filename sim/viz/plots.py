@@ -234,7 +234,12 @@ def _step_to_end(times: np.ndarray, values: np.ndarray, end: float) -> tuple[np.
 
 
 def _cumulative(ledger: pd.DataFrame, flow: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    rows = ledger[ledger["flow"] == flow]
+    if flow == "fees":  # stage fees count as fees; a fee the platform returns counts against them
+        named = ledger["flow"].where(ledger["flow"] != "stage_fee", "fees")
+        rows = ledger[named == "fees"]
+        rows = rows.assign(amount=rows["amount"].where(rows["from_account"] != "platform", -rows["amount"]))
+    else:
+        rows = ledger[ledger["flow"] == flow]
     if rows.empty:
         return np.array([]), np.array([])
     sums = rows.groupby("time", sort=True)["amount"].sum().cumsum()
@@ -242,8 +247,13 @@ def _cumulative(ledger: pd.DataFrame, flow: str, scale: float) -> tuple[np.ndarr
 
 
 def _client_fees(ledger: pd.DataFrame) -> int:
-    rows = ledger[(ledger["flow"] == "fees") & ledger["from_account"].str.startswith("client:")]
-    return int(rows["amount"].sum())
+    """Fees the clients paid, less those the platform returned to them."""
+    fee = ledger["flow"].isin(("fees", "stage_fee"))
+    paid = ledger[fee & ledger["from_account"].str.startswith("client:")]["amount"].sum()
+    back = ledger[
+        fee & (ledger["from_account"] == "platform") & ledger["to_account"].str.startswith("client:")
+    ]
+    return int(paid - back["amount"].sum())
 
 
 def t_interval(values: np.ndarray) -> tuple[float, float, float]:

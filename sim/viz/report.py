@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..analysis.tables import KPI_NAMES, MONEY_KPIS
+from ..analysis.tables import KPI_NAMES, MONEY_KPIS, flow_sums
 from ..core.units import format_duration
 from . import plots
 
@@ -297,7 +297,7 @@ def _fund_flows_section(result: Result) -> str:
             led = rt.ledger
             for spec in result.scenario.contracts:
                 mine = led[led["contract"] == spec.id]
-                sums = mine.groupby("flow")["amount"].sum()
+                sums = flow_sums(mine)
                 into = int(mine.loc[mine["to_account"] == f"escrow:{spec.id}", "amount"].sum())
                 out_ = int(mine.loc[mine["from_account"] == f"escrow:{spec.id}", "amount"].sum())
                 rows.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..analysis.tables import KPI_NAMES, MONEY_KPIS
+from ..analysis.tables import KPI_NAMES, MONEY_KPIS, flow_sums
 from ..core.units import format_duration, format_money
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def fund_flows(result: Result) -> str:
     rows = [header]
     flows = ("funded", "released", "bonus", "refunded", "fees")
     for spec in result.scenario.contracts:
-        sums = led[led["contract"] == spec.id].groupby("flow")["amount"].sum()
+        sums = flow_sums(led[led["contract"] == spec.id])
         rows.append(
             [
                 spec.id,

@@ -1,0 +1,192 @@
+"""The small library of effects and checks every rule is built from.
+
+Checks raise :class:`Rejected` before anything changes (a milestone that must exist, a contract or
+milestone state an action needs). Effects move money as postings (fund, release, refund, fees,
+hold) and update the records; each exists once, so the minimum-amount check, the fee arithmetic
+and the refund loops are written in one place.
+"""
+
+from __future__ import annotations
+
+from ..core.units import format_money, percent_of
+from ..policy.calendar import is_zero
+from ..policy.model import Policy
+from .records import Contract, Emitted, Milestone, Rejected, Timer
+from .vocabulary import HOLDING, Action
+
+
+def money(policy: Policy, cents: int) -> str:
+    return f"{format_money(cents, policy.digits)} {policy.currency}"
+
+
+def milestone(c: Contract, mid: str | None) -> Milestone:
+    if mid is None:
+        raise Rejected("invalid_state", "this action needs a milestone")
+    m = c.by_id.get(mid)
+    if m is None or m.deleted:
+        raise Rejected("invalid_state", f"milestone {mid} does not exist in contract {c.id}")
+    return m
+
+
+def need_contract(c: Contract, states: tuple[str, ...], what: str) -> None:
+    if c.state not in states:
+        raise Rejected(
+            "invalid_state",
+            f"cannot {what} while the contract is {c.state} (needs {'/'.join(states)})",
+        )
+
+
+def need_milestone(m: Milestone, states: frozenset[str] | tuple[str, ...], what: str) -> None:
+    if m.state not in states:
+        raise Rejected(
+            "invalid_state",
+            f"cannot {what} milestone {m.id} while it is {m.state} (needs {'/'.join(sorted(states))})",
+        )
+
+
+def fees(
+    policy: Policy, on: str, amount: int
+) -> list[tuple[str, int]]:  # (payer, fee) for each fee rule on this flow
+    out: list[tuple[str, int]] = []
+    if amount <= 0:
+        return out
+    for fee in policy.fees:
+        if fee.on == on:
+            value = percent_of(amount, fee.percent, fee.rounding) if fee.percent else 0
+            if fee.fixed:
+                value += fee.fixed
+            if value:
+                out.append((fee.payer, value))
+    return out
+
+
+def funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[tuple[str, str, str, int, str]]:
+    """Client fees on money the client pays into escrow (fees on funding are the client's).
+
+    The contract's first funding also pays the ``first_funding`` fees (once per contract, even
+    when credit covers it); a refundable one is remembered so it can be returned.
+    """
+    out = [(c.client_account, "platform", "fees", fee, mid) for payer, fee in fees(policy, "funding", charge)]
+    if not c.first_funded:
+        c.first_funded = True
+        for fee in policy.fees:
+            if fee.on == "first_funding":
+                value = (percent_of(charge, fee.percent, fee.rounding) if fee.percent else 0) + (
+                    fee.fixed or 0
+                )
+                if value:
+                    out.append((c.client_account, "platform", "fees", value, mid))
+                    if fee.refundable:
+                        c.first_fee += value
+    return out
+
+
+def check_minimum(policy: Policy, amount: int, message: str) -> None:
+    """Reject an amount below ``milestones.minimum_amount`` (the one minimum-amount check).
+
+    ``message`` may name ``{amount}`` and ``{minimum}``, which are filled in as money.
+    """
+    minimum = policy.milestones.minimum_amount
+    if amount < minimum:
+        text = message.format(amount=money(policy, amount), minimum=money(policy, minimum))
+        raise Rejected("minimum_amount", text)
+
+
+def freelancer_target(policy: Policy, c: Contract) -> str:
+    suffix = "available" if is_zero(policy.hold.after_release) else "pending"
+    return f"freelancer:{c.freelancer}:{suffix}"
+
+
+def pay_freelancer(
+    policy: Policy,
+    c: Contract,
+    gross: int,
+    flow: str,
+    mid: str,
+    postings: list,
+    timers: list,
+    notes: list[str] | None = None,
+) -> int:
+    """Post a release or bonus to the freelancer, their fees to the platform; return the net.
+
+    A freelancer fee is taken from the money paid, so it can never exceed it: a larger fee (a big
+    ``fixed`` part on a small release) is capped at what is left, and ``notes`` gets a sentence
+    saying so, which the event's message carries.
+    """
+    target = freelancer_target(policy, c)
+    source = c.escrow_account if flow == "released" else c.client_account
+    if gross > 0:
+        c.paid_out = True
+    postings.append((source, target, flow, gross, mid))
+    net = gross
+    for payer, fee in fees(policy, "release" if flow == "released" else "bonus", gross):
+        if payer == "freelancer":
+            if fee > net:
+                if notes is not None:
+                    what = "release" if flow == "released" else "bonus"
+                    notes.append(
+                        f"fee capped at the {what}: the freelancer fee of {money(policy, fee)} is more "
+                        f"than the {money(policy, net)} left of {money(policy, gross)}, so "
+                        f"{money(policy, net)} is taken"
+                    )
+                fee = net
+            postings.append((target, "platform", "fees", fee, mid))
+            net -= fee
+        else:
+            postings.append((c.client_account, "platform", "fees", fee, mid))
+    if not is_zero(policy.hold.after_release) and net > 0:
+        timers.append(
+            Timer(
+                policy.hold.after_release,
+                Action("platform", "funds_available", mid, amount=net, account=target),
+            )
+        )
+    return net
+
+
+def release(
+    policy: Policy,
+    c: Contract,
+    m: Milestone,
+    amount: int,
+    postings: list,
+    timers: list,
+    notes: list[str] | None = None,
+) -> None:
+    """Release ``amount`` of a milestone's escrow (plus any bonus); the remainder becomes credit."""
+    held = m.escrowed
+    paid = min(amount, held)
+    pay_freelancer(policy, c, paid, "released", m.id, postings, timers, notes)
+    if amount > held:
+        pay_freelancer(policy, c, amount - held, "bonus", m.id, postings, timers, notes)
+        m.bonus += amount - held
+    c.credit += held - paid
+    m.escrowed = 0
+    m.released += paid
+    m.gen += 1
+
+
+def close(m: Milestone, state: str, outcome: str, now: float) -> None:
+    m.state = state
+    m.outcome = outcome
+    m.closed_at = now
+
+
+def holding(c: Contract) -> list[Milestone]:
+    return [m for m in c.milestones if not m.deleted and m.state in HOLDING]
+
+
+def refund_all(c: Contract, now: float, actor: str, action: str, note: str) -> Emitted:
+    """Return all escrow of the contract to the client; funded milestones become refunded."""
+    postings = []
+    for m in holding(c):
+        postings.append((c.escrow_account, c.client_account, "refunded", m.escrowed, m.id))
+        m.refunded += m.escrowed
+        m.escrowed = 0
+        m.gen += 1
+        close(m, "refunded", "refunded", now)
+    if c.credit:
+        postings.append((c.escrow_account, c.client_account, "refunded", c.credit, ""))
+        c.credit = 0
+    total = sum(p[3] for p in postings)
+    return Emitted(actor, action, "", total, note, postings)

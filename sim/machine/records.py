@@ -1,0 +1,146 @@
+"""The records the state machine works on: contracts and milestones, open procedures, and what a
+decision returns (accepted events with their postings, timers to start, or a rejection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..policy.calendar import BusinessDays
+from .vocabulary import Action
+
+
+@dataclass(slots=True)
+class Milestone:
+    """A milestone's live state and its history so far."""
+
+    id: str
+    amount: int
+    due: float | None = None
+    state: str = "planned"
+    escrowed: int = 0
+    gen: int = 0
+    change_requests: int = 0
+    submissions: int = 0
+    funded_at: float | None = None
+    first_submitted_at: float | None = None
+    last_submitted_at: float | None = None
+    closed_at: float | None = None
+    outcome: str = "open"
+    released: int = 0
+    refunded: int = 0
+    bonus: int = 0
+    deleted: bool = False
+    funded: int = 0  # paid into escrow for this milestone (the ``funded`` postings naming it)
+    fees: int = 0  # fees of postings naming it
+
+
+@dataclass(slots=True)
+class OpenProcedure:
+    """A procedure under way over some of the contract's escrow (FORMAT section 7).
+
+    ``filer`` is the party who opened it (``platform`` for dormancy); ``stage`` indexes the
+    procedure's stages; ``gen`` is the generation its timers watch. ``answered`` holds the answers
+    given so far in a ``party: both`` stage, ``paid`` the stage fees each party paid, ``proposal``
+    the platform's (release, refund) proposal. ``awaiting_platform`` is set by the outcome
+    ``platform``: the stage then waits for the platform's binding decision.
+    """
+
+    name: str
+    filer: str
+    milestones: tuple[str, ...]
+    include_credit: bool
+    opened_at: float
+    gen: int
+    stage: int = 0
+    stage_started_at: float = 0.0
+    answered: dict[str, str] = field(default_factory=dict)
+    paid: dict[str, int] = field(default_factory=dict)
+    proposal: tuple[int, int] | None = None
+    awaiting_platform: bool = False
+    settlement: tuple[str, int, int] | None = None  # (proposed by, release, refund)
+    disputed: bool = False  # entered from another procedure (a refund request that was disputed)
+
+
+@dataclass(slots=True)
+class Contract:
+    """A contract's live state: milestones in their order, credit in escrow, pending requests."""
+
+    id: str
+    client: str
+    freelancer: str
+    milestones: list[Milestone]
+    state: str = "draft"
+    credit: int = 0
+    procedure: OpenProcedure | None = None
+    proc_gen: int = 0
+    offer_gen: int = 0
+    by_id: dict[str, Milestone] = field(default_factory=dict)
+    #: flows of postings that name no milestone (contract credit refunded, or released in a dispute)
+    credit_flows: dict[str, int] = field(default_factory=dict)
+    escrow_account: str = ""  # account names, computed once
+    client_account: str = ""
+    activity_gen: int = 0  # dormancy: the generation of the last activity its timer watches
+    first_fee: int = 0  # a refundable first_funding fee charged and not yet returned
+    first_funded: bool = False  # first_funding fees are charged once per contract
+    paid_out: bool = False  # anything released or paid as a bonus to the freelancer
+
+    def __post_init__(self) -> None:
+        self.by_id = {m.id: m for m in self.milestones}
+        self.escrow_account = f"escrow:{self.id}"
+        self.client_account = f"client:{self.client}"
+
+    @property
+    def refund_request(self) -> OpenProcedure | None:
+        """The open procedure (the article's words: a refund request, disputed or not)."""
+        return self.procedure
+
+    def escrow(self) -> int:
+        """Money of this contract in escrow: milestone escrow plus credit."""
+        return self.credit + sum(m.escrowed for m in self.milestones)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A follow-up the engine must schedule: fire ``action`` after ``delay`` days.
+
+    Handlers write the policy's duration (days, or ``BusinessDays``); ``apply`` returns it in days.
+    """
+
+    delay: float | BusinessDays
+    action: Action
+
+
+@dataclass(slots=True)
+class Emitted:
+    """An accepted event with its postings: (from, to, flow, amount, milestone)."""
+
+    actor: str
+    action: str
+    milestone: str
+    amount: int
+    message: str
+    postings: list[tuple[str, str, str, int, str]]
+    keys: tuple[str, ...] = ()  # the policy keys that decided it (FORMAT section 9)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The decision on one action: rejected with a rule, or accepted events and timers."""
+
+    accepted: bool
+    rule: str = ""
+    message: str = ""
+    events: list[Emitted] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+
+
+class Rejected(Exception):
+    """Raised inside the state machine before any change; turned into a rejected Outcome."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+
+
+STALE = Outcome(accepted=False, rule="stale")
