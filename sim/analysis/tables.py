@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.units import format_money
+from ..core.units import format_duration, format_money
 from ..engine.simulation import EVENT_COLUMNS, Simulation
 from ..machine.contract import TERMINAL
 from ..money.ledger import KINDS
@@ -123,9 +123,25 @@ def _frame(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
+def _explained(sim: Simulation) -> list[tuple]:
+    """Event rows with their decision spelt out: ``policy_keys`` and ``source`` joined with ``;``,
+    and the ``cause`` of an automatic event as ``submit at 5d`` (FORMAT section 9)."""
+    policy = sim.policy
+    seen: dict[tuple[str, ...], tuple[str, str]] = {}
+    rows = []
+    for row in sim.rec.events:
+        keys, cause = row[-2], row[-1]
+        text = seen.get(keys)
+        if text is None:
+            text = (";".join(keys), ";".join(policy.source(k) for k in keys))
+            seen[keys] = text
+        rows.append((*row[:-2], *text, f"{cause[0]} at {format_duration(cause[1])}" if cause else ""))
+    return rows
+
+
 def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) -> RunTables:
     """Collect one finished simulation into DataFrames and per-replication KPIs."""
-    events = _frame(sim.rec.events, EVENT_COLUMNS)
+    events = _frame(_explained(sim), EVENT_COLUMNS)
     ledger = _frame(
         [
             (p.time, p.from_account, p.to_account, p.flow, p.amount, p.contract, p.milestone)

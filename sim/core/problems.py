@@ -38,9 +38,11 @@ class Collector:
     def add(self, loc: Loc, message: str, *, key: bool = False) -> None:
         self.problems.append(self.doc.problem(loc, message, key=key))
 
-    def money(self, value: Any, loc: Loc, digits: int, *, allow_zero: bool = False) -> int | None:
+    def money(
+        self, value: Any, loc: Loc, digits: int, *, allow_zero: bool = False, allow_negative: bool = False
+    ) -> int | None:
         try:
-            return parse_money(value, digits, allow_zero=allow_zero)
+            return parse_money(value, digits, allow_zero=allow_zero, allow_negative=allow_negative)
         except UnitError as exc:
             self.add(loc, str(exc))
             return None

@@ -56,8 +56,13 @@ class UnitError(ValueError):
     """A money amount, duration or rate that cannot be read; the message says what is allowed."""
 
 
-def parse_money(value: object, digits: int = 2, *, allow_zero: bool = False) -> int:
-    """Parse ``500``, ``500.5`` or ``"19.99"`` into minor units; reject extra decimals and <= 0."""
+def parse_money(
+    value: object, digits: int = 2, *, allow_zero: bool = False, allow_negative: bool = False
+) -> int:
+    """Parse ``500``, ``500.5`` or ``"19.99"`` into minor units; reject extra decimals and <= 0.
+
+    ``allow_negative`` admits any sign (a party's net position, FORMAT section 7).
+    """
     if isinstance(value, bool) or value is None:
         raise UnitError(f"expected an amount such as 500 or 19.99, got {_short(value)}")
     if isinstance(value, int):
@@ -95,6 +100,10 @@ def parse_money(value: object, digits: int = 2, *, allow_zero: bool = False) -> 
         cents = int(coeff_digits) * 10 ** (exponent + digits)
         if sign:
             cents = -cents
+    if allow_negative:
+        if abs(cents) > MAX_MINOR:
+            raise UnitError(too_large)
+        return cents
     if cents < 0 and allow_zero:
         raise UnitError(f"amount must not be negative, got {shown}")
     if cents < 0 or (cents == 0 and not allow_zero):

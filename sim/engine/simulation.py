@@ -49,6 +49,9 @@ EVENT_COLUMNS = (
     "message",
     "state",
     "contract_state",
+    "policy_keys",
+    "source",
+    "cause",
 )
 
 
@@ -280,12 +283,15 @@ class Simulation:
         """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
         self.env.call_in(delay, Scheduled(callback), URGENT if urgent else NORMAL)
 
-    def _timer(self, cid: str, delay: float, action: Action) -> None:
-        """Schedule a policy timer (URGENT: it fires before actions at the same instant)."""
+    def _timer(self, cid: str, delay: float, action: Action, cause: tuple[str, float] | None = None) -> None:
+        """Schedule a policy timer (URGENT: it fires before actions at the same instant).
+
+        ``cause`` is the event that started it, (action, time): its events name it.
+        """
 
         def fire(_ev: Any) -> None:
             self._timers -= 1
-            self.act(cid, action)
+            self.act(cid, action, cause)
 
         self._timers += 1
         self.env.call_in(delay, _TimerDue(fire, cid, action), URGENT)
@@ -347,8 +353,11 @@ class Simulation:
 
     # -------------------------------------------------------------------------- acting
 
-    def act(self, cid: str, action: Action) -> bool:
-        """Apply an action now; record it; schedule timers; tell the contract's behaviour."""
+    def act(self, cid: str, action: Action, cause: tuple[str, float] | None = None) -> bool:
+        """Apply an action now; record it; schedule timers; tell the contract's behaviour.
+
+        ``cause`` is, for a timer, the event that started it (recorded with its events).
+        """
         c = self.contracts.get(cid)
         if c is None:
             return False  # a retired contract: only stale timers and reactions can still arrive
@@ -386,15 +395,19 @@ class Simulation:
                         out.message,
                         ("deleted" if m.deleted else m.state) if m else "",
                         c.state,
+                        out.keys,
+                        cause,
                     )
                 )
             return False
         for ev in out.events:
-            self._record(c, ev, now)
-        for timer in out.timers:
-            if timer.action.name == "funds_available":
-                self.holds[cid] = self.holds.get(cid, 0) + 1
-            self._timer(cid, timer.delay, timer.action)
+            self._record(c, ev, now, cause)
+        if out.timers:
+            started = (out.events[0].action, now) if out.events else cause
+            for timer in out.timers:
+                if timer.action.name == "funds_available":
+                    self.holds[cid] = self.holds.get(cid, 0) + 1
+                self._timer(cid, timer.delay, timer.action, started)
         behaviour = self.behaviours.get(cid)
         if behaviour is not None:
             for ev in out.events:
@@ -420,7 +433,7 @@ class Simulation:
             self.ledger.fold(f"freelancer:{c.freelancer}:pending")
             self.ledger.fold(f"freelancer:{c.freelancer}:available")
 
-    def _record(self, c: Contract, ev: Emitted, now: float) -> None:
+    def _record(self, c: Contract, ev: Emitted, now: float, cause: tuple[str, float] | None = None) -> None:
         led = self.ledger
         for frm, to, flow, amount, mid in ev.postings:
             led.post(now, frm, to, flow, amount, c.id, mid)
@@ -458,6 +471,8 @@ class Simulation:
                     ev.message,
                     ("deleted" if m.deleted else m.state) if m else "",
                     c.state,
+                    ev.keys,
+                    cause if ev.actor == "platform" else None,
                 )
             )
             if ev.postings:

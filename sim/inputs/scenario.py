@@ -494,7 +494,9 @@ def _parse_expect(col: Collector, data: Any, contracts: tuple[ContractSpec, ...]
                         f"unknown {what} {ref!r}; known: {', '.join(sorted(known))}",
                         key=True,
                     )
-                checks[ref] = col.money(amount, (*loc, key, ref), digits, allow_zero=True)
+                # a freelancer's balance is a net position: a fee paid out of pocket takes it below 0
+                net = key == "balances" and str(ref).startswith("freelancer")
+                checks[ref] = col.money(amount, (*loc, key, ref), digits, allow_zero=True, allow_negative=net)
             spec[key] = checks
         out.append(Expectation("state", spec, col.doc.file, line, i))
     return tuple(out)

@@ -69,9 +69,14 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
     try:
         out = handler(policy, c, action, now, clock)
     except Rejected as rej:
-        return Outcome(False, rej.rule, rej.message)
+        keys = RULE_KEYS.get(rej.rule, ())
+        if rej.rule in ("procedure", "not_your_turn") and c.procedure is not None:
+            keys = (f"procedures.{c.procedure.name}",)
+        return Outcome(False, rej.rule, rej.message, keys=_shorthand(policy, keys))
     if not out.accepted:
         return out
+    for ev in out.events:
+        ev.keys = decided_by(policy, ev)
     if policy.dormancy is not None and action.actor != "platform":
         out.timers.extend(_start_dormancy(policy, c, now, clock))
     if c.first_fee and not c.paid_out and c.escrow() == 0 and c.procedure is None and c.state in _CLOSED:
@@ -84,6 +89,81 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
         if ev.postings:
             _note_client_paid(policy, c, ev)
     return out
+
+
+#: the policy keys each kind of event is decided by (FORMAT section 9); procedures' events and
+#: fees add their own
+ACTION_KEYS: dict[str, tuple[str, ...]] = {
+    "offer": ("milestones.minimum_amount", "offer.expires_after"),
+    "withdraw_offer": ("offer.refund_on_withdraw",),
+    "decline_offer": ("offer.refund_on_decline",),
+    "offer_expired": ("offer.expires_after", "offer.refund_on_decline"),
+    "offer_refund": ("offer.refund_on_withdraw", "offer.refund_on_decline"),
+    "fund": ("milestones.funding", "milestones.funding_order", "milestones.minimum_amount"),
+    "submit": ("review.window", "review.on_timeout"),
+    "approve": ("release.partial", "release.bonus", "hold.after_release"),
+    "auto_approve": ("review.window", "review.on_timeout", "hold.after_release"),
+    "request_changes": ("review.max_change_requests",),
+    "add_milestone": ("milestones.minimum_amount", "milestones.active_locked"),
+    "edit_milestone": ("milestones.active_locked", "milestones.minimum_amount"),
+    "delete_milestone": ("milestones.active_locked",),
+    "reorder_milestones": ("milestones.active_locked",),
+    "funds_available": ("hold.after_release",),
+}
+#: the policy keys of each rule id, for rejections
+RULE_KEYS: dict[str, tuple[str, ...]] = {
+    "minimum_amount": ("milestones.minimum_amount",),
+    "one_at_a_time": ("milestones.funding",),
+    "funding_order": ("milestones.funding_order",),
+    "active_locked": ("milestones.active_locked",),
+    "partial_release": ("release.partial",),
+    "bonus": ("release.bonus",),
+    "dispute": ("refund.dispute",),
+    "max_change_requests": ("review.max_change_requests",),
+}
+#: which fees an event may charge, by the flow they are on
+_FEES_ON = {
+    "fund": ("funding", "first_funding"),
+    "edit_milestone": ("funding",),
+    "approve": ("release", "bonus"),
+    "auto_approve": ("release",),
+    "auto_release": ("release",),
+    "approve_refund": (),
+    "resolve_dispute": ("release",),
+    "respond": ("release",),
+    "accept_settlement": ("release",),
+}
+#: the article's procedures' keys as the refund: shorthand writes them
+_SHORTHAND = {
+    "procedures.escrow_refund.opened_by": "refund.response_window",
+    "procedures.escrow_refund.respond.window": "refund.response_window",
+    "procedures.escrow_refund.respond.on_timeout": "refund.on_timeout",
+    "procedures.escrow_refund.respond.answers": "refund.dispute",
+    "procedures.dispute.decide.decision": "refund.dispute",
+    "procedures.escrow_refund": "refund",
+    "procedures.dispute": "refund.dispute",
+}
+
+
+def _shorthand(policy: Policy, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Name the refund: section's keys for the procedures it stands for (not declared ones)."""
+    if not keys or not any(k.startswith("procedures.") for k in keys):
+        return keys
+    out = []
+    for key in keys:
+        name = key.split(".")[1] if key.startswith("procedures.") else ""
+        out.append(_SHORTHAND.get(key, key) if name and name not in policy.procedures else key)
+    return tuple(dict.fromkeys(out))
+
+
+def decided_by(policy: Policy, ev: Emitted) -> tuple[str, ...]:
+    """The policy keys that decided an accepted event: its action's, and the fees it charged."""
+    keys = ev.keys or ACTION_KEYS.get(ev.action, ())
+    if ev.postings and any(p[2] == "fees" for p in ev.postings):
+        flows = _FEES_ON.get(ev.action, ("release", "bonus"))
+        fees = tuple(f"fees.{f.name}" for f in policy.fees if f.on in flows)
+        keys = (*keys, *fees)
+    return _shorthand(policy, keys)
 
 
 #: the timers of procedure stages (named by what their timeout does)

@@ -73,8 +73,10 @@ def _start_stage(
     stage = _stage_of(policy, proc)
     proc.stage_started_at = now
     proc.answered = {}
-    proc.paid = {}
     proc.awaiting_platform = False
+    if stage.fee is not None:  # fees paid earlier stay paid (a winner's fee may come back later)
+        proc.paid = {}
+        proc.fee_stage = proc.stage
     if stage.party == "platform":
         return [], "the platform decides" if stage.binding else "the platform proposes a settlement"
     parties = must_act(proc, stage)
@@ -145,7 +147,7 @@ def open_procedure(
         if a.name == "request_refund"
         else f"{name} opened over {amount}; {words}"
     )
-    keys = (f"procedures.{name}",)
+    keys = (f"procedures.{name}.opened_by", *_keys(proc, declared.stages[0], "window", "on_timeout"))
     return Outcome(
         True, events=[Emitted(a.actor, a.name, a.milestone or "", 0, note, [], keys)], timers=timers
     )
@@ -254,9 +256,7 @@ def pay_fee(policy: Policy, c: Contract, a: Action, now: float, clock: Clock) ->
     ev = Emitted(a.actor, "pay_fee", _mid(proc), fee, f"{a.actor} paid the {where} fee", postings, keys)
     out = Outcome(True, events=[ev])
     if isinstance(stage.on_timeout, ByActed) and set(proc.paid) >= set(must_act(proc, stage)):
-        more = follow(
-            policy, c, proc, stage.on_timeout.both, "platform", "stage_timeout", now, clock, timed=False
-        )
+        more = follow(policy, c, proc, stage.on_timeout.both, "platform", "all_paid", now, clock, timed=False)
         out.events += more.events
         out.timers += more.timers
     return out
@@ -270,7 +270,8 @@ def stage_timeout(policy: Policy, c: Contract, a: Action, now: float, clock: Clo
     stage = _stage_of(policy, proc)
     outcome = stage.on_timeout
     if isinstance(outcome, ByActed):
-        outcome = (outcome.none, outcome.one, outcome.both)[min(len(proc.paid), 2)]
+        paid = len(proc.paid) if proc.fee_stage == proc.stage else 0
+        outcome = (outcome.none, outcome.one, outcome.both)[min(paid, 2)]
     assert outcome is not None
     return follow(policy, c, proc, outcome, "platform", timeout_event(outcome), now, clock, timed=True)
 
@@ -303,13 +304,15 @@ def follow(
 ) -> Outcome:
     """Carry out one outcome of the open procedure; ``event`` names the event it makes."""
     stage = _stage_of(policy, proc)
-    keys = _keys(proc, stage, "on_timeout" if timed else "answers")
+    keys = _keys(proc, stage, "window", "on_timeout") if timed else _keys(proc, stage, "answers")
     if outcome in ("favour_filer", "favour_respondent", "to_payer"):
         party = _winner(proc, str(outcome))
         out = Outcome(True)
         if outcome == "to_payer":
             out.events.append(_return_fee(c, proc, party))
         outcome = "release" if party == "freelancer" else "refund"
+        if timed and event == "stage_timeout":
+            event = timeout_event(outcome)
         rest = follow(policy, c, proc, outcome, actor, event, now, clock, timed=timed)
         rest.events = [*rest.events, *out.events]
         for ev in rest.events:
@@ -381,7 +384,8 @@ def _goto(
         new.disputed = True
         timers, words = _start_stage(policy, c, new, now, clock)
         amount = money(policy, covered(c, new))
-        note = f"{len(new.milestones)} milestone(s), {amount}, in {target}; {words}"
+        what = f"{len(new.milestones)} milestone(s)" if new.milestones else "contract credit"
+        note = f"{what}, {amount}, in {target}; {words}"
     return Outcome(True, events=[Emitted(actor, event, _mid(proc), 0, note, [], keys)], timers=timers)
 
 
@@ -508,8 +512,8 @@ def settle(
     note = f"dispute decided: {money(policy, release)} released, {money(policy, refund)} refunded"
     note = "; ".join([note, *notes])
     events = [Emitted(actor, event, _mid(proc), total, note, postings)]
-    stage = _stage_of(policy, proc)
-    if stage.fee is not None and stage.fee.refund_to == "winner" and release != refund:
+    fee = _declared(policy, proc).stages[proc.fee_stage].fee if proc.fee_stage >= 0 else None
+    if fee is not None and fee.refund_to == "winner" and release != refund:
         winner = "freelancer" if release > refund else "client"
         if winner in proc.paid:
             events.append(_return_fee(c, proc, winner))
@@ -578,6 +582,6 @@ def settlement(policy: Policy, c: Contract, a: Action, now: float, clock: Clock)
     return out
 
 
-def _keys(proc: OpenProcedure, stage: Stage, part: str = "") -> tuple[str, ...]:
+def _keys(proc: OpenProcedure, stage: Stage, *parts: str) -> tuple[str, ...]:
     base = f"procedures.{proc.name}.{stage.name}"
-    return (f"{base}.{part}",) if part else (base,)
+    return tuple(f"{base}.{part}" for part in parts) if parts else (base,)

@@ -54,7 +54,8 @@ class OpenProcedure:
     stage: int = 0
     stage_started_at: float = 0.0
     answered: dict[str, str] = field(default_factory=dict)
-    paid: dict[str, int] = field(default_factory=dict)
+    paid: dict[str, int] = field(default_factory=dict)  # stage fees paid, by party
+    fee_stage: int = -1  # the stage whose fee ``paid`` holds
     proposal: tuple[int, int] | None = None
     awaiting_platform: bool = False
     settlement: tuple[str, int, int] | None = None  # (proposed by, release, refund)
@@ -132,6 +133,7 @@ class Outcome:
     message: str = ""
     events: list[Emitted] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
+    keys: tuple[str, ...] = ()  # a rejection: the policy keys of its rule
 
 
 class Rejected(Exception):

@@ -83,6 +83,7 @@ AUTOMATIC = (
     "dormancy_notice",
     "dormant",
     "fee_returned",
+    "all_paid",
 )
 
 

@@ -203,6 +203,7 @@ class Policy(RulesModel):
     dormancy: Dormancy | None = None
     _all: dict[str, Procedure] = PrivateAttr(default_factory=dict)
     _openers: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _expand_procedures(self) -> Policy:
@@ -219,6 +220,31 @@ class Policy(RulesModel):
     def all_procedures(self) -> dict[str, Procedure]:
         """Every procedure the pack runs: the ``refund:`` shorthand's, replaced by declared ones."""
         return self._all
+
+    def __eq__(self, other: object) -> bool:
+        """Two policies are equal when their rules are: where a value was written does not count."""
+        return isinstance(other, Policy) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(("Policy", self.policy))  # equal policies have equal names
+
+    def source(self, key: str) -> str:
+        """Where the value of a policy key was written: ``rules/upwork.yaml:14:11``, the override's
+        file:line:column, ``--set``, or ``default`` for a value no file gives."""
+        found = self._sources.get(key)
+        if found is not None:
+            return found
+        parent = key.rpartition(".")[0]  # a key inside a value written whole (a fee, a stage)
+        while parent:
+            if parent in self._sources:
+                return self._sources[parent]
+            parent = parent.rpartition(".")[0]
+        return "default"
+
+    def with_sources(self, sources: dict[str, str]) -> Policy:
+        """Attach where each value was written (the loader calls this once)."""
+        self._sources = sources
+        return self
 
     @property
     def openers(self) -> dict[tuple[str, str], str]:
@@ -513,7 +539,54 @@ def load_policy(
     cross = check_procedures(policy.all_procedures, policy.dormancy)
     if cross:
         raise InputError([sourced.locate(loc, message, False) for loc, message in cross])
-    return policy
+    return policy.with_sources(_sources(sourced))
+
+
+def policy_key(loc: Loc, data: dict[str, Any]) -> str | None:
+    """The dotted policy key of a data location, naming list entries by their name:
+    ``("fees", 0)`` -> ``fees.freelancer_service``, ``("procedures", "dispute", "stages", 1,
+    "window")`` -> ``procedures.dispute.mediation.window``."""
+    parts: list[str] = []
+    probe: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            entry = probe[part] if isinstance(probe, list) and part < len(probe) else None
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if not isinstance(name, str):
+                return None
+            if parts and parts[-1] == "stages":
+                parts.pop()
+            parts.append(name)
+            probe = entry
+        else:
+            parts.append(str(part))
+            probe = probe.get(part) if isinstance(probe, dict) else None
+    return ".".join(parts)
+
+
+def _sources(sourced: _Sourced) -> dict[str, str]:
+    """Every policy key's file:line:column (built-in packs as ``rules/NAME.yaml``)."""
+    builtin = builtin_dir().resolve()
+    out: dict[str, str] = {}
+    for loc, (doc, src) in sourced.origin.items():
+        if not loc:
+            continue
+        key = policy_key(loc, sourced.data)
+        if key is None:
+            continue
+        if doc is None or doc.file.startswith("<command line"):
+            out[key] = "--set"
+            continue
+        line, col = doc.where(src)
+        name = doc.file
+        try:
+            path = Path(name).resolve()
+            if path.parent == builtin:
+                name = f"rules/{path.name}"
+        except OSError:
+            pass
+        out[key] = f"{name}:{line}:{col}"
+    return out
 
 
 def parse_set_option(text: str) -> tuple[str, Any]:

@@ -259,7 +259,10 @@ def check(procedures: dict[str, Procedure], dormancy: Dormancy | None) -> list[t
                     target = procedures.get(outcome.procedure) if outcome.procedure else proc
                     if outcome.procedure and target is None:
                         problems.append(
-                            (loc, f"unknown procedure {outcome.procedure!r}; known: {', '.join(names)}")
+                            (
+                                (*loc, "procedure"),
+                                f"unknown procedure {outcome.procedure!r}; known: {', '.join(names)}",
+                            )
                         )
                         continue
                     if (
@@ -270,7 +273,10 @@ def check(procedures: dict[str, Procedure], dormancy: Dormancy | None) -> list[t
                         owner = outcome.procedure or pname
                         known = ", ".join(s.name for s in target.stages)
                         problems.append(
-                            (loc, f"procedure {owner} has no stage {outcome.stage!r}; its stages: {known}")
+                            (
+                                (*loc, "stage"),
+                                f"procedure {owner} has no stage {outcome.stage!r}; its stages: {known}",
+                            )
                         )
                 elif outcome == "next" and i == len(proc.stages) - 1:
                     problems.append(
