@@ -14,7 +14,7 @@ LAYERS: dict[str, list[str]] = {
     "core": ["units", "yamlio", "problems", "schema"],
     "money": ["ledger"],
     "policy": ["calendar", "values", "procedures", "model"],
-    "machine": ["vocabulary", "records", "effects", "procedures", "contract"],
+    "machine": ["vocabulary", "records", "effects", "procedures", "guards", "actions", "transitions", "contract"],
     "inputs": ["distributions", "population_spec", "scenario"],
     "engine": ["environment", "simulation"],
     "behaviour": ["population"],

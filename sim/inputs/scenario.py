@@ -17,7 +17,8 @@ from typing import Any
 from ..core.problems import Collector
 from ..core.units import format_duration
 from ..core.yamlio import Doc, InputError, Loc, Problem, allowed_roots, load_file
-from ..machine.vocabulary import ACTIONS, AUTOMATIC, CONTRACT_STATES, MILESTONE_STATES, Action
+from ..machine.transitions import ACTIONS, ARGS, AUTOMATIC, REQUIRED
+from ..machine.vocabulary import CONTRACT_STATES, MILESTONE_STATES, Action
 from ..money.ledger import FLOWS
 from ..policy.model import RULE_IDS, Override, Policy, load_policy
 from .population_spec import Population, check_expected_size, parse_population
@@ -145,39 +146,11 @@ def _bd_source(policy: Policy, raw_over: dict) -> Loc:
     return ("policy",)
 
 
-_ARGS: dict[str, tuple[str, ...]] = {
-    "fund": ("milestone",),
-    "approve": ("milestone", "amount"),
-    "request_changes": ("milestone",),
-    "add_milestone": ("milestone", "position"),
-    "edit_milestone": ("milestone", "amount", "due"),
-    "delete_milestone": ("milestone",),
-    "reorder_milestones": ("order",),
-    "request_refund": ("milestone",),
-    "submit": ("milestone",),
-    "resolve_dispute": ("milestone", "release", "refund"),
-    "respond": ("answer", "procedure"),
-    "pay_fee": ("procedure",),
-    "open": ("procedure", "milestone"),
-    "propose_settlement": ("release", "refund"),
-    "accept_settlement": (),
-}
+#: the arguments of each action, from the transition table
+_ARGS = ARGS
+_REQUIRED = REQUIRED
 #: arguments of a pack's own opening action (``open_dispute``, declared as a procedure's opened_by)
 _OPENER_ARGS = ("milestone",)
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    "fund": ("milestone",),
-    "approve": ("milestone",),
-    "request_changes": ("milestone",),
-    "add_milestone": ("milestone",),
-    "edit_milestone": ("milestone",),
-    "delete_milestone": ("milestone",),
-    "reorder_milestones": ("order",),
-    "submit": ("milestone",),
-    "resolve_dispute": ("release", "refund"),
-    "respond": ("answer",),
-    "open": ("procedure",),
-    "propose_settlement": ("release", "refund"),
-}
 
 
 _STEP_KEYS = ("at", *ACTIONS, *dict.fromkeys(a for args in _ARGS.values() for a in args))

@@ -88,7 +88,8 @@ def check_minimum(policy: Policy, amount: int, message: str) -> None:
     """
     minimum = policy.milestones.minimum_amount
     if amount < minimum:
-        text = message.format(amount=money(policy, amount), minimum=money(policy, minimum))
+        # replace, not str.format: the message holds milestone ids, which may contain braces
+        text = message.replace("{amount}", money(policy, amount)).replace("{minimum}", money(policy, minimum))
         raise Rejected("minimum_amount", text)
 
 

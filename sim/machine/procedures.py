@@ -384,8 +384,8 @@ def _goto(
         new.disputed = True
         timers, words = _start_stage(policy, c, new, now, clock)
         amount = money(policy, covered(c, new))
-        what = f"{len(new.milestones)} milestone(s)" if new.milestones else "contract credit"
-        note = f"{what}, {amount}, in {target}; {words}"
+        # "0 milestone(s)" when only credit is covered: the article's runs say it so (byte-identical)
+        note = f"{len(new.milestones)} milestone(s), {amount}, in {target}; {words}"
     return Outcome(True, events=[Emitted(actor, event, _mid(proc), 0, note, [], keys)], timers=timers)
 
 

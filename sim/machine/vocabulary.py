@@ -1,7 +1,7 @@
-"""The vocabulary of contracts: states, actions by actor, automatic events, and the Action record.
+"""The vocabulary of contracts: contract and milestone states, outcomes, and the Action record.
 
 Shared by the scenario reader (which validates scripts and expectations against it) and the
-state machine in ``contract`` (which gives the actions their meaning). It holds no rules.
+state machine. It holds no rules; the actions themselves are the rows of ``transitions``.
 """
 
 from __future__ import annotations
@@ -34,56 +34,6 @@ OUTCOMES = (
     "auto_released",
     "resolved",
     "open",
-)
-
-ACTIONS: dict[str, tuple[str, ...]] = {
-    "client": (
-        "offer",
-        "withdraw_offer",
-        "fund",
-        "approve",
-        "request_changes",
-        "add_milestone",
-        "edit_milestone",
-        "delete_milestone",
-        "reorder_milestones",
-        "request_refund",
-        "end_contract",
-        "respond",
-        "pay_fee",
-        "open",
-        "propose_settlement",
-        "accept_settlement",
-    ),
-    "freelancer": (
-        "accept_offer",
-        "decline_offer",
-        "submit",
-        "approve_refund",
-        "dispute",
-        "end_contract",
-        "respond",
-        "pay_fee",
-        "open",
-        "propose_settlement",
-        "accept_settlement",
-    ),
-    "platform": ("resolve_dispute",),
-}
-#: actions no script may write: timers and their consequences
-AUTOMATIC = (
-    "auto_approve",
-    "auto_refund",
-    "offer_expired",
-    "offer_refund",
-    "funds_available",
-    "auto_release",
-    "stage_timeout",
-    "dormancy_check",
-    "dormancy_notice",
-    "dormant",
-    "fee_returned",
-    "all_paid",
 )
 
 

@@ -1,0 +1,63 @@
+"""The engine's cost against an earlier commit, measured A B A B in one run.
+
+    python bench/ab_engine.py BASE_COMMIT [--rounds 3] [--scenario PATH] [--policy upwork]
+
+BASE_COMMIT's tree is extracted (``git archive``) and both versions play the same scenario (one
+replication, ``--events none``, no charts) as whole processes, alternately, ``--rounds`` times
+each. The figure to quote is the ratio of the best times (tree / base): below 1.05 means the
+tree is within 5% of the base. Whole processes include start-up (about 1 s of imports), which is
+the same for both and makes the ratio conservative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenario", default="scenarios/populations/marketplace_year.yaml")
+    parser.add_argument("--policy", default=None, help="run both under this pack (--set policy=...)")
+    ns = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ab_engine_"))
+    base = work / "base"
+    base.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ns.base], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+    if not (base / "sim" / "rules").exists():
+        shutil.copytree(base / "rules", base / "sim" / "rules")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["run", ns.scenario, "--replications", "1", "--events", "none", "--no-charts", "--quiet"]
+    if ns.policy:
+        args += ["--set", f"policy={ns.policy}"]
+    runs = {
+        "base": ([sys.executable, "-m", "sim", *args], base, {**env, "PYTHONPATH": str(base)}),
+        "tree": ([str(Path(sys.executable).parent / "milestone-sim"), *args], ROOT, env),
+    }
+    best = {"base": float("inf"), "tree": float("inf")}
+    for i in range(ns.rounds):
+        for name, (cmd, cwd, run_env) in runs.items():
+            out = work / f"out_{name}_{i}"
+            start = time.perf_counter()
+            subprocess.run([*cmd, "--out", str(out)], cwd=cwd, env=run_env, check=True, capture_output=True)
+            took = time.perf_counter() - start
+            best[name] = min(best[name], took)
+            print(f"round {i + 1} {name}: {took:.2f} s", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"best: base {best['base']:.2f} s, tree {best['tree']:.2f} s, ratio {best['tree'] / best['base']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

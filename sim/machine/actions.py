@@ -1,0 +1,352 @@
+"""What each action does once its transition's checks have passed: the effects of the table.
+
+Every function here has the same signature, ``(policy, contract, action, milestone, now, clock)``
+(``milestone`` is the one the action names, already looked up and checked, or None), and is
+built from the effect library in :mod:`sim.machine.effects` and the procedure runtime in
+:mod:`sim.machine.procedures`. None of them checks a state or a policy rule: the table's guards
+did that. Timers return STALE when what they watch has moved on.
+"""
+
+from __future__ import annotations
+
+from ..policy.calendar import Clock
+from ..policy.model import Policy
+from . import procedures as proc
+from .effects import close, funding_fees, money, refund_all, release
+from .guards import live_position
+from .records import STALE, Contract, Emitted, Milestone, Outcome, Rejected, Timer
+from .vocabulary import Action
+
+Effect = "Callable[[Policy, Contract, Action, Milestone | None, float, Clock], Outcome]"
+
+
+def offer(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    live = [x for x in c.milestones if not x.deleted]
+    c.state = "offered"
+    total = sum(x.amount for x in live)
+    timers = []
+    if policy.offer.expires_after is not None:
+        c.offer_gen += 1
+        timers.append(Timer(policy.offer.expires_after, Action("platform", "offer_expired", gen=c.offer_gen)))
+    note = f"offer of {len(live)} milestone(s), {money(policy, total)} in total, sent"
+    return Outcome(True, events=[Emitted(a.actor, "offer", "", 0, note, [])], timers=timers)
+
+
+def _end_offer(c: Contract, a: Action, now: float, state: str, refund: bool) -> Outcome:
+    c.state = state
+    c.offer_gen += 1
+    events = [Emitted(a.actor, a.name, "", 0, f"contract {state}", [])]
+    if refund and c.escrow() > 0:
+        events.append(refund_all(c, now, "platform", "offer_refund", "escrow returned to the client"))
+    return Outcome(True, events=events)
+
+
+def withdraw_offer(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    return _end_offer(c, a, now, "withdrawn", policy.offer.refund_on_withdraw)
+
+
+def decline_offer(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    return _end_offer(c, a, now, "declined", policy.offer.refund_on_decline)
+
+
+def offer_expired(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    if c.state != "offered" or a.gen != c.offer_gen:
+        return STALE
+    return _end_offer(c, a, now, "expired", policy.offer.refund_on_decline)
+
+
+def accept_offer(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    c.state = "active"
+    c.offer_gen += 1
+    return Outcome(True, events=[Emitted(a.actor, "accept_offer", "", 0, "contract active", [])])
+
+
+def fund(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    assert m is not None
+    from_credit = min(c.credit, m.amount)
+    charge = m.amount - from_credit
+    postings = [(c.client_account, c.escrow_account, "funded", charge, m.id)]
+    postings.extend(funding_fees(policy, c, charge, m.id))
+    c.credit -= from_credit
+    m.escrowed = m.amount
+    m.state = "funded"
+    m.funded_at = now
+    note = f"funded {money(policy, m.amount)}"
+    if from_credit:
+        note += f" ({money(policy, from_credit)} from contract credit)"
+    return Outcome(True, events=[Emitted(a.actor, "fund", m.id, m.amount, note, postings)])
+
+
+def submit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    assert m is not None
+    m.state = "submitted"
+    m.gen += 1
+    m.submissions += 1
+    m.last_submitted_at = now
+    if m.first_submitted_at is None:
+        m.first_submitted_at = now
+    timers = []
+    if policy.review.on_timeout == "approve":
+        timers.append(Timer(policy.review.window, Action("platform", "auto_approve", m.id, gen=m.gen)))
+    note = f"submission {m.submissions}; review window ends in {clock.describe(now, policy.review.window)}"
+    return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
+
+
+def approve(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    assert m is not None
+    amount = m.escrowed if a.amount is None else a.amount
+    postings: list = []
+    timers: list = []
+    held = m.escrowed
+    notes: list[str] = []
+    release(policy, c, m, amount, postings, timers, notes)
+    close(m, "released", "approved", now)
+    if amount < held:
+        note = f"partial release; {money(policy, held - amount)} stays in escrow as contract credit"
+    elif amount > held:
+        note = f"released in full plus a bonus of {money(policy, amount - held)}"
+    else:
+        note = "released in full"
+    note = "; ".join([note, *notes])
+    return Outcome(True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers)
+
+
+def review_timer_is_stale(c: Contract, a: Action) -> bool:
+    m = c.by_id.get(a.milestone or "")
+    return m is None or m.deleted or m.state != "submitted" or m.gen != a.gen
+
+
+def auto_approve(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    if review_timer_is_stale(c, a):
+        return STALE
+    m = c.by_id[a.milestone or ""]
+    postings: list = []
+    timers: list = []
+    amount = m.escrowed
+    notes: list[str] = []
+    release(policy, c, m, amount, postings, timers, notes)
+    close(m, "released", "auto_approved", now)
+    note = "; ".join(["review window ended without a decision; released in full", *notes])
+    return Outcome(
+        True, events=[Emitted("platform", "auto_approve", m.id, amount, note, postings)], timers=timers
+    )
+
+
+def request_changes(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    assert m is not None
+    m.state = "changes_requested"
+    m.change_requests += 1
+    m.gen += 1
+    note = f"change request {m.change_requests}; review clock stopped until resubmission"
+    return Outcome(True, events=[Emitted(a.actor, "request_changes", m.id, 0, note, [])])
+
+
+def add_milestone(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    mid, amount = a.milestone or "", a.amount or 0
+    position = live_position(c, a)
+    live = [x for x in c.milestones if not x.deleted]
+    new = Milestone(mid, amount, a.due)
+    live.insert(position, new)
+    c.milestones = live + [x for x in c.milestones if x.deleted]
+    c.by_id[mid] = new
+    note = f"added at position {position}: {money(policy, amount)}"
+    return Outcome(True, events=[Emitted(a.actor, "add_milestone", mid, 0, note, [])])
+
+
+def edit_milestone(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    assert m is not None
+    postings = []
+    if a.amount is not None and m.state == "funded" and a.amount != m.escrowed:
+        if a.amount > m.escrowed:
+            need = a.amount - m.escrowed
+            from_credit = min(c.credit, need)
+            c.credit -= from_credit
+            postings.append((c.client_account, c.escrow_account, "funded", need - from_credit, m.id))
+            postings.extend(funding_fees(policy, c, need - from_credit, m.id))
+        else:
+            c.credit += m.escrowed - a.amount
+        m.escrowed = a.amount
+    parts = []
+    if a.amount is not None:
+        m.amount = a.amount
+        parts.append(f"amount {money(policy, a.amount)}")
+    if a.due is not None:
+        m.due = a.due
+        parts.append(f"due {a.due:g}d")
+    amount = (a.amount or 0) if postings else 0  # only an edit that moves money carries an amount
+    return Outcome(
+        True, events=[Emitted(a.actor, "edit_milestone", m.id, amount, ", ".join(parts), postings)]
+    )
+
+
+def delete_milestone(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    assert m is not None
+    if m.state != "planned":  # funded, and the policy lets it go: its escrow becomes credit
+        c.credit += m.escrowed
+        m.escrowed = 0
+    m.deleted = True
+    m.gen += 1
+    c.milestones = [x for x in c.milestones if not x.deleted] + [x for x in c.milestones if x.deleted]
+    return Outcome(True, events=[Emitted(a.actor, "delete_milestone", m.id, 0, "deleted", [])])
+
+
+def reorder_milestones(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    order = list(a.order or ())
+    c.milestones = [c.by_id[i] for i in order] + [x for x in c.milestones if x.deleted]
+    return Outcome(True, events=[Emitted(a.actor, "reorder_milestones", "", 0, " > ".join(order), [])])
+
+
+def end_contract(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    c.state = "ended"
+    held = c.escrow()
+    note = "contract ended"
+    if held:
+        note += f"; {money(policy, held)} still in escrow"
+    return Outcome(True, events=[Emitted(a.actor, "end_contract", "", 0, note, [])])
+
+
+def funds_available(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    account = a.account or ""
+    available = account.rsplit(":", 1)[0] + ":available"
+    postings = [(account, available, "available", a.amount or 0, a.milestone or "")]
+    ev = Emitted("platform", "funds_available", a.milestone or "", a.amount or 0, "hold ended", postings)
+    return Outcome(True, events=[ev])
+
+
+# ------------------------------------------------------------------------------ procedures
+
+
+def request_refund(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    name = policy.openers.get((a.actor, a.name))
+    if name is None:
+        raise Rejected("procedure", "this policy has no procedure opened by request_refund")
+    return proc.open_procedure(policy, c, name, a, now, clock, "request a refund")
+
+
+def open_named(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``open {procedure}``: a procedure the pack lets this party open."""
+    name = a.procedure or ""
+    declared = policy.all_procedures.get(name)
+    if declared is None:
+        known = ", ".join(sorted(policy.all_procedures))
+        raise Rejected("procedure", f"this policy has no procedure {name!r}; its procedures: {known}")
+    if a.actor not in (declared.opened_by or {}):
+        raise Rejected("procedure", f"the {a.actor} cannot open {name}: it is opened by another step")
+    return proc.open_procedure(policy, c, name, a, now, clock, f"open {name}")
+
+
+def open_by_pack_action(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """A pack's own opening action (``open_dispute``), declared as a procedure's ``opened_by``."""
+    name = policy.openers[(a.actor, a.name)]
+    return proc.open_procedure(policy, c, name, a, now, clock, a.name.replace("_", " "))
+
+
+def approve_refund(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    return proc.respond(policy, c, a, now, clock, "accept", "approve_refund")
+
+
+def dispute(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    return proc.respond(policy, c, a, now, clock, "decline", "dispute")
+
+
+def respond(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    return proc.respond(policy, c, a, now, clock, a.answer or "", "respond")
+
+
+def pay_fee(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
+    return proc.pay_fee(policy, c, a, now, clock)
+
+
+def settlement(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    return proc.settlement(policy, c, a, now, clock)
+
+
+def stage_timeout(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    return proc.stage_timeout(policy, c, a, now, clock)
+
+
+def resolve_dispute(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    return proc.decide(policy, c, a, now, clock)
+
+
+# ------------------------------------------------------------------------------ dormancy
+
+
+def dormancy_timer_is_stale(c: Contract, a: Action) -> bool:
+    return (
+        a.gen != c.activity_gen
+        or c.procedure is not None
+        or c.state not in ("active", "ended")
+        or not c.escrow()
+    )
+
+
+def dormancy_check(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """A dormancy timer: a notice before the end, or the dormancy procedure at the end."""
+    if dormancy_timer_is_stale(c, a):
+        return STALE
+    assert policy.dormancy is not None and a.at is not None
+    if now < a.at:
+        left = clock.describe(now, a.at - now)
+        note = f"dormancy notice: {money(policy, c.escrow())} in escrow with no activity; dormant in {left}"
+        ev = Emitted("platform", "dormancy_notice", "", 0, note, [], ("dormancy.notices",))
+        return Outcome(True, events=[ev], timers=dormancy_timers(policy, c, now, a.at))
+    return proc.open_dormant(policy, c, now, clock)
+
+
+def dormancy_timers(policy: Policy, c: Contract, now: float, end: float) -> list[Timer]:
+    """The next dormancy timer: the next notice still ahead of ``end``, or ``end`` itself."""
+    assert policy.dormancy is not None
+    marks = sorted({end - float(n) for n in policy.dormancy.notices if end - float(n) > now + 1e-9})
+    at = marks[0] if marks else end
+    return [Timer(max(at - now, 0.0), Action("platform", "dormancy_check", gen=c.activity_gen, at=end))]
+
+
+def start_dormancy(policy: Policy, c: Contract, now: float, clock: Clock) -> list[Timer]:
+    """Activity on the contract: the dormancy clock starts again from it (or the last due date)."""
+    assert policy.dormancy is not None
+    c.activity_gen += 1
+    dues = [x.due for x in c.milestones if not x.deleted and x.due is not None]
+    since = max([now, *dues])
+    end = since + clock.days(since, policy.dormancy.after)
+    return dormancy_timers(policy, c, now, end)
