@@ -1,8 +1,9 @@
 """The engine's cost against an earlier commit, measured A B A B in one run.
 
-    python bench/ab_engine.py BASE_COMMIT [--rounds 3] [--scenario PATH] [--policy upwork]
+    python bench/ab_engine.py BASE_COMMIT [--new COMMIT] [--rounds 3] [--scenario PATH] [--policy upwork]
 
-BASE_COMMIT's tree is extracted (``git archive``) and both versions play the same scenario (one
+BASE_COMMIT's tree is extracted (``git archive``), and so is ``--new`` if given (default: the
+working tree, through the installed ``milestone-sim``), and both versions play the same scenario (one
 replication, ``--events none``, no charts) as whole processes, alternately, ``--rounds`` times
 each. The figure to quote is the ratio of the best times (tree / base): below 1.05 means the
 tree is within 5% of the base. Whole processes include start-up (about 1 s of imports), which is
@@ -23,20 +24,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def extract(commit: str, into: Path) -> Path:
+    """A commit's tree in a folder, runnable with PYTHONPATH=folder (packs copied to sim/rules)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    if not (into / "sim" / "rules").exists():
+        shutil.copytree(into / "rules", into / "sim" / "rules")
+    return into
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base")
+    parser.add_argument("--new", default=None, help="a commit to measure instead of the working tree")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", default="scenarios/populations/marketplace_year.yaml")
     parser.add_argument("--policy", default=None, help="run both under this pack (--set policy=...)")
     ns = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ab_engine_"))
-    base = work / "base"
-    base.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ns.base], check=True, capture_output=True)
-    subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
-    if not (base / "sim" / "rules").exists():
-        shutil.copytree(base / "rules", base / "sim" / "rules")
+    base = extract(ns.base, work / "base")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     args = ["run", ns.scenario, "--replications", "1", "--events", "none", "--no-charts", "--quiet"]
     if ns.policy:
@@ -45,6 +52,9 @@ def main() -> int:
         "base": ([sys.executable, "-m", "sim", *args], base, {**env, "PYTHONPATH": str(base)}),
         "tree": ([str(Path(sys.executable).parent / "milestone-sim"), *args], ROOT, env),
     }
+    if ns.new:
+        new = extract(ns.new, work / "new")
+        runs["tree"] = ([sys.executable, "-m", "sim", *args], new, {**env, "PYTHONPATH": str(new)})
     best = {"base": float("inf"), "tree": float("inf")}
     for i in range(ns.rounds):
         for name, (cmd, cwd, run_env) in runs.items():
@@ -55,7 +65,8 @@ def main() -> int:
             best[name] = min(best[name], took)
             print(f"round {i + 1} {name}: {took:.2f} s", flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    print(f"best: base {best['base']:.2f} s, tree {best['tree']:.2f} s, ratio {best['tree'] / best['base']:.3f}")
+    ratio = best["tree"] / best["base"]
+    print(f"best: base {best['base']:.2f} s, tree {best['tree']:.2f} s, ratio {ratio:.3f}")
     return 0
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..core.units import format_duration, format_money
-from ..inputs.scenario import Expectation
+from ..inputs.scenario import EventMatch, Expectation, StateCheck
 from ..money.ledger import FLOWS, account_balance
 from .tables import flow_sums
 
@@ -87,9 +87,9 @@ class CheckResults(list):
 def _what(exp: Expectation) -> str:
     """A short description of an expectation: ``state at 19d: milestones, balances``."""
     spec = exp.spec
-    if exp.kind == "state":
-        keys = [k for k in ("milestones", "contracts", "balances", "totals") if spec.get(k)]
-        return f"state {_when(spec['at'])}: {', '.join(keys)}"
+    if isinstance(spec, StateCheck):
+        keys = [k for k in ("milestones", "contracts", "balances", "totals") if getattr(spec, k)]
+        return f"state {_when(spec.at)}: {', '.join(keys)}"
     parts = []
     for key, value in spec.items():
         if key == "at":
@@ -158,29 +158,30 @@ class Checker:
         return {flow: int(sums.get(flow, 0)) for flow in FLOWS}
 
     def check(self, exp: Expectation) -> CheckResult:
-        if exp.kind == "state":
-            problems = self._check_state(exp.spec)
+        spec = exp.spec
+        if isinstance(spec, StateCheck):
+            problems = self._check_state(spec)
         else:
-            problems = self._check_match(exp.kind, exp.spec)
+            problems = self._check_match(exp.kind, spec)
         return CheckResult(exp, not problems, tuple(problems))
 
-    def _check_state(self, spec: dict) -> list[str]:
-        at = spec["at"]
+    def _check_state(self, spec: StateCheck) -> list[str]:
+        at = spec.at
         problems = []
-        for ref, want in spec.get("milestones", {}).items():
+        for ref, want in spec.milestones.items():
             cid, mid = _split(ref)
             got, since = self.state_of(cid, mid, at)
             if got != want:
                 extra = f" (since {format_duration(since)})" if since is not None else ""
                 problems.append(f"milestone {ref} {_when(at)}: expected {want}, found {got}{extra}")
-        for cid, want in spec.get("contracts", {}).items():
+        for cid, want in spec.contracts.items():
             got, since = self.state_of(cid, "", at)
             if got != want:
                 extra = f" (since {format_duration(since)})" if since is not None else ""
                 problems.append(f"contract {cid} {_when(at)}: expected {want}, found {got}{extra}")
-        if spec.get("balances"):
+        if spec.balances:
             bal = self.balances_at(at)
-            for account, want in spec["balances"].items():
+            for account, want in spec.balances.items():
                 try:
                     got = account_balance(bal, account)
                 except KeyError:
@@ -190,9 +191,9 @@ class Checker:
                         f"balance {account} {_when(at)}: expected {self.money(want)}, "
                         f"found {self.money(got)} (difference {self.money(got - want)})"
                     )
-        if spec.get("totals"):
+        if spec.totals:
             tot = self.totals_at(at)
-            for flow, want in spec["totals"].items():
+            for flow, want in spec.totals.items():
                 got = tot[flow]
                 if got != want:
                     problems.append(
@@ -201,7 +202,7 @@ class Checker:
                     )
         return problems
 
-    def _matches(self, kind: str, spec: dict) -> pd.DataFrame:
+    def _matches(self, kind: str, spec: EventMatch) -> pd.DataFrame:
         ev = self.events
         rows = ev[ev["outcome"] == ("rejected" if kind == "rejected" else "accepted")]
         for key, value in spec.items():
@@ -216,7 +217,7 @@ class Checker:
                 rows = rows[rows[key] == value]
         return rows
 
-    def _describe(self, spec: dict) -> str:
+    def _describe(self, spec: EventMatch) -> str:
         parts = []
         for key, value in spec.items():
             if key == "at":
@@ -235,7 +236,7 @@ class Checker:
             text += f" amount {self.money(int(row['amount']))}"
         return text
 
-    def _check_match(self, kind: str, spec: dict) -> list[str]:
+    def _check_match(self, kind: str, spec: EventMatch) -> list[str]:
         rows = self._matches(kind, spec)
         if kind == "no_event":
             if rows.empty:
@@ -245,9 +246,9 @@ class Checker:
         if not rows.empty:
             return []
         what = "rejection" if kind == "rejected" else "event"
-        near = self._matches(kind, {k: v for k, v in spec.items() if k in ("action",)})
-        if near.empty and "action" in spec:
-            pool = self.events[self.events["action"] == spec["action"]]
+        near = self._matches(kind, spec.only("action"))
+        if near.empty and "action" in spec.written:
+            pool = self.events[self.events["action"] == spec.action]
             near = pool
         if near.empty:
             found = "no such action happened"

@@ -110,7 +110,30 @@ class RunTables:
     totals: dict[str, int]
     kpis: dict[str, float]
     end: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: every state change: time, contract, milestone ("" for the contract), state
+    states: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=STATE_COLUMNS))
+    #: every account the run opened, sorted
+    accounts: list[str] = field(default_factory=list)
+    #: scripted runs: each contract's final state and escrow (None for populations)
+    contract_states: dict[str, str] | None = None
+    escrow_by_contract: dict[str, int] | None = None
+    #: the dispute team's queue length over time, when there was a queue
+    dispute_queue: pd.DataFrame | None = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The typed fields above as the dict earlier versions had (read-only; kept for notebooks)."""
+        out: dict[str, Any] = {"states": self.states, "accounts": self.accounts}
+        if self.contract_states is not None:
+            out["contract_states"] = self.contract_states
+        if self.escrow_by_contract is not None:
+            out["escrow_by_contract"] = self.escrow_by_contract
+        if self.dispute_queue is not None:
+            out["dispute_queue"] = self.dispute_queue
+        return out
+
+
+STATE_COLUMNS = ("time", "contract", "milestone", "state")
 
 
 def _frame(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:

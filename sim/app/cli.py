@@ -76,7 +76,17 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("paths", nargs="+", help="policy or scenario files or folders")
     _allow_option(v)
 
-    sub.add_parser("policies", help="list the built-in policy packs")
+    pol = sub.add_parser(
+        "policies",
+        help="list the built-in policy packs, or show one's state diagram or the action table",
+        description="Without options: the built-in packs. --diagram PACK prints the pack's state "
+        "diagram as Mermaid text (stateDiagram-v2), or, with --png FILE, draws it as a PNG. "
+        "--actions prints the table of actions (Markdown), as the README shows it.",
+    )
+    pol.add_argument("--diagram", metavar="PACK", help="a pack name or a path to a pack file")
+    pol.add_argument("--png", metavar="FILE", help="with --diagram: write the drawing to FILE (.png)")
+    pol.add_argument("--actions", action="store_true", help="print the action table (Markdown)")
+    _allow_option(pol)
     _sweep_parsers(sub)
     return p
 
@@ -117,7 +127,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "validate":
             return _cmd_validate(args.paths, _allowed(args))
         if args.command == "policies":
-            return _cmd_policies()
+            return _cmd_policies(args)
         if args.command == "sweep":
             return _cmd_sweep(args)
         if args.command == "compare":
@@ -367,9 +377,47 @@ def _cmd_validate(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
     return EXIT_OK
 
 
-def _cmd_policies() -> int:
+def _cmd_policies(args: argparse.Namespace) -> int:
     from ..policy.model import builtin_packs, load_policy
 
+    if args.actions:
+        from ..machine.transitions import markdown_table
+
+        sys.stdout.write(markdown_table())
+        return EXIT_OK
+    if args.png and not args.diagram:
+        raise InputError([Problem("<command line>", None, None, "--png needs --diagram PACK")])
+    if args.diagram:
+        from ..viz.policy_diagram import pack_figure, pack_mermaid
+
+        policy = load_policy(args.diagram, allow=_allowed(args))
+        if not args.png:
+            sys.stdout.write(pack_mermaid(policy))
+            return EXIT_OK
+        target = Path(args.png)
+        if target.suffix.lower() != ".png" or target.is_dir():
+            raise InputError(
+                [
+                    Problem(
+                        "<command line --png>", None, None, f"--png needs a .png file name, got {args.png!r}"
+                    )
+                ]
+            )
+        if not target.parent.is_dir():
+            raise InputError(
+                [
+                    Problem(
+                        "<command line --png>", None, None, f"no folder {str(target.parent)!r} to write into"
+                    )
+                ]
+            )
+        from ..experiments.outdir import replace_file
+        from ..viz.report import render_png
+
+        png = render_png(pack_figure(policy))
+        replace_file(target, lambda tmp: tmp.write_bytes(png))
+        _say(f"diagram written to {target}")
+        return EXIT_OK
     for name in builtin_packs():
         pol = load_policy(name)
         _say(f"{name:<16} {pol.title}")

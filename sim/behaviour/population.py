@@ -25,13 +25,16 @@ from ..core.units import MAX_MINOR
 from ..core.yamlio import InputError, Problem
 from ..engine.simulation import NoProgress
 from ..inputs.distributions import pick
-from ..inputs.population_spec import Population
+from ..inputs.population_spec import REFUND_STAGE, Population
 from ..inputs.scenario import ContractSpec, MilestoneSpec
-from ..machine.contract import Action, Contract, Emitted
+from ..machine.contract import HOLDING, Action, Contract, Emitted, OpenProcedure
+from ..machine.procedures import awaits_platform, must_act
 
 if TYPE_CHECKING:
     from ..engine.simulation import Simulation
     from ..inputs.scenario import Scenario
+    from ..policy.model import Policy
+    from ..policy.procedures import Stage
 
 
 # ------------------------------------------------------------------------------ behaviour
@@ -46,18 +49,62 @@ _APPROVE_REFUND = Action("freelancer", "approve_refund")
 _DISPUTE = Action("freelancer", "dispute")
 _REQUEST_REFUND = Action("client", "request_refund")
 _END = Action("client", "end_contract")
+_PAY_FEE = {party: Action(party, "pay_fee") for party in ("client", "freelancer")}
+#: milestone states in which the freelancer is (again) working on a milestone
+_IN_WORK = frozenset({"funded", "changes_requested"})
 
 
 class SampledContract:
-    """The client's and freelancer's sampled reactions to one contract's events."""
+    """The client's and freelancer's sampled reactions to one contract's events.
 
-    __slots__ = ("cid", "pop", "rng", "working")
+    Funding follows the pack's ``milestones.funding``:
+
+    - ``one_at_a_time``: the client funds the first milestone with the offer and each next one
+      after the previous one is released (after ``fund_delay``);
+    - ``any_number``: the same, and besides the client funds the next planned milestone (after
+      ``fund_delay``) as soon as the one being worked on is submitted, so the freelancer can start
+      it while the other is in review. At most one funded milestone waits for work (funded or
+      changes requested) at a time; the ones in review keep their escrow, so two or more
+      milestones of a contract hold escrow at once. This is the simplest rule under which
+      escrow on several milestones happens at all; funding everything with the offer would be
+      the other simple rule, but it puts the whole contract in escrow before any work is seen,
+      which clients who may do so mostly do not (and which ``all_upfront`` will model).
+
+    Procedures (FORMAT section 7) are followed by their state, not by event names: after every
+    event, if the contract's open procedure entered a new stage (its generation changed), each
+    party the stage waits for draws its answer, its delay and, where the stage has a fee it may
+    pay, whether it pays (in that order; for ``party: both`` the client first), from
+    ``Population.responds_at``; a stage waiting for the platform goes to the dispute team. When
+    the procedure closes, the client ends the contract if nothing is left in escrow (as before);
+    if money stayed in escrow (outcome ``nothing``) the freelancer takes up those milestones again.
+
+    A party's answer is accept, decline or silent; a stage names its own answers, so:
+
+    - accept is the stage's answer ``accept``, else its first listed answer not named decline;
+    - decline is the stage's answer ``decline``, else its first listed answer left after accept's;
+    - silent, and an answer the stage does not have (decline where it lists one answer), is no
+      answer: the stage's window runs out.
+
+    At a stage with a fee the party pays it (probability ``pay_fee``) after its delay and then
+    answers; a party that must pay to answer and does not pay stays silent. Where the pack's
+    ``refund:`` section makes ``escrow_refund`` (not a declared one), the freelancer's accept and
+    decline there are the upwork actions ``approve_refund`` and ``dispute``; every other answer is
+    the action ``respond``.
+    """
+
+    __slots__ = ("ahead", "cid", "covered", "pop", "rng", "seen", "working")
 
     def __init__(self, cid: str, pop: Population, rng: np.random.Generator) -> None:
         self.cid = cid
         self.pop = pop
         self.rng = rng
         self.working: set[str] = set()
+        #: the generation of the procedure stage the parties were last told of (0: none open)
+        self.seen = 0
+        #: the milestones the open procedure covers (to resume work on them if it leaves them)
+        self.covered: tuple[str, ...] = ()
+        #: funding any_number: the milestones whose funding is scheduled (None: one_at_a_time)
+        self.ahead: set[str] | None = None
 
     def _later(self, sim: Simulation, delay: float, action: Action, check: Any = None) -> None:
         if math.isinf(delay):
@@ -79,6 +126,8 @@ class SampledContract:
             return
         pop, rng = self.pop, self.rng
         first = c.milestones[0].id
+        if sim.policy.milestones.funding == "any_number":
+            self.ahead = {first}
         self._later(sim, pop.fund_delay.draw(rng), Action("client", "fund", first), _planned(first))
         accepts = rng.random() < pop.accept_probability
         self._later(sim, pop.accept_delay.draw(rng), (_ACCEPT if accepts else _DECLINE), _offered)
@@ -94,6 +143,8 @@ class SampledContract:
             m = c.by_id[ev.milestone]
             gen = m.gen
             self._decide_later(sim, m.id, gen, pop.review_delay.draw(rng))
+            if self.ahead is not None:
+                self._fund_ahead(sim, c)
         elif name == "request_changes":
             mid = ev.milestone
             self._later(
@@ -104,17 +155,77 @@ class SampledContract:
             )
         elif name in ("approve", "auto_approve"):
             self._next(sim, c)
-        elif name == "request_refund":
-            answer = pick(pop.refund_answer, rng.random())
-            delay = pop.refund_delay.draw(rng)
-            if answer == "approve":
-                self._later(sim, delay, _APPROVE_REFUND, _refund_pending(c.proc_gen))
-            elif answer == "dispute":
-                self._later(sim, delay, _DISPUTE, _refund_pending(c.proc_gen))
-        elif name == "dispute":
-            _DisputeDesk.of(sim, pop).file(sim, self, c)
-        elif name in ("approve_refund", "auto_refund", "resolve_dispute"):
+        self._follow_procedure(sim, c)
+
+    # -------------------------------------------------------------------------- procedures
+
+    def _follow_procedure(self, sim: Simulation, c: Contract) -> None:
+        """Tell the parties (or the dispute team) of a stage just entered; react to a closing."""
+        proc = c.procedure
+        if proc is None:
+            if self.seen:
+                self.seen = 0
+                self._closed(sim, c)
+            return
+        if proc.gen == self.seen:
+            return
+        self.seen = proc.gen
+        self.covered = proc.milestones
+        policy = sim.policy
+        if awaits_platform(policy, proc):
+            _DisputeDesk.of(sim, self.pop).file(sim, self, c)
+            return
+        stage = policy.all_procedures[proc.name].stages[proc.stage]
+        for party in must_act(proc, stage):
+            self._answer_later(sim, proc, stage, party)
+
+    def _answer_later(self, sim: Simulation, proc: OpenProcedure, stage: Stage, party: str) -> None:
+        """Draw ``party``'s answer at the stage, its delay and its fee, and schedule them."""
+        where = f"{proc.name}.{stage.name}"
+        mix, delay_dist, pay_p = self.pop.responds_at(where, party)
+        rng = self.rng
+        answer = stage_answer(stage, pick(mix, rng.random()))
+        delay = delay_dist.draw(rng)
+        fee = stage.fee
+        pays = fee is not None and _may_pay(proc, fee.payer, party) and rng.random() < pay_p
+        if answer is not None and fee is not None and fee.payer in ("each", party) and not pays:
+            answer = None  # the stage takes this party's answer only with its fee
+        if (answer is None and not pays) or math.isinf(delay):
+            return
+        actions = [_PAY_FEE[party]] if pays else []
+        if answer is not None:
+            actions.append(_answer_action(sim.policy, where, party, answer))
+        cid, gen = self.cid, proc.gen
+
+        def act(_ev: Any) -> None:
+            for action in actions:
+                c = sim.contracts.get(cid)
+                p = c.procedure if c is not None else None
+                if p is None or p.gen != gen:
+                    return  # the stage ended first (its window, the other party, a decision)
+                if action.name == "pay_fee" and party in p.paid:
+                    continue
+                if action.name != "pay_fee" and party in p.answered:
+                    return
+                sim.act(cid, action)
+
+        sim.at(delay, act)
+
+    def _closed(self, sim: Simulation, c: Contract) -> None:
+        """The procedure closed: the client ends the contract, unless milestones still hold escrow.
+
+        Milestones the procedure gave back (outcome ``nothing``) are worked on again; others that
+        hold escrow (a procedure over one milestone) carry on as they were.
+        """
+        back = [mid for mid in self.covered if c.by_id[mid].state == "funded"]
+        self.covered = ()
+        if back:
+            self.working.difference_update(back)
+            self._start_work(sim, c)
+        elif not any(m.state in HOLDING for m in c.milestones if not m.deleted):
             self._finish(sim, c)
+
+    # -------------------------------------------------------------------------- work and review
 
     def _start_work(self, sim: Simulation, c: Contract) -> None:
         if c.state != "active":
@@ -172,25 +283,104 @@ class SampledContract:
             sim.act(cid, Action("client", "approve", mid, amount=amount))
         elif choice == "refund":  # the client ends the contract and asks for the escrow back
             sim.act(cid, _END)
-            sim.act(cid, _REQUEST_REFUND)
+            sim.act(cid, _refund_request(sim, mid))
         else:
             sim.act(cid, Action("client", "approve", mid))
 
+    # -------------------------------------------------------------------------- funding
+
     def _next(self, sim: Simulation, c: Contract) -> None:
         """After a release: fund the next milestone, or settle the credit and end."""
+        if self.ahead is not None and self._pipelined(sim, c):
+            return
         nxt = next((m for m in c.milestones if m.state == "planned" and not m.deleted), None)
         delay = self.pop.fund_delay.draw(self.rng)
         if nxt is not None and c.state == "active":
+            if self.ahead is not None:
+                self.ahead.add(nxt.id)
             self._later(sim, delay, Action("client", "fund", nxt.id), _planned(nxt.id))
         elif c.credit > 0:
             self._later(sim, delay, _REQUEST_REFUND, _no_request)
         elif c.state == "active":
             sim.act(self.cid, _END)  # nothing left to do: the client ends the contract right away
 
+    def _pipelined(self, sim: Simulation, c: Contract) -> bool:
+        """Funding any_number, after a release: is the contract still going without a new step?
+
+        True while another milestone holds escrow (the next one is funded, if due, by
+        ``_fund_ahead``) or the next milestone's funding is already on its way.
+        """
+        live = [m for m in c.milestones if not m.deleted]
+        if any(m.state in HOLDING for m in live):
+            self._fund_ahead(sim, c)
+            return True
+        nxt = next((m for m in live if m.state == "planned"), None)
+        return nxt is not None and self.ahead is not None and nxt.id in self.ahead
+
+    def _fund_ahead(self, sim: Simulation, c: Contract) -> None:
+        """Funding any_number: fund the next planned milestone when none is being worked on."""
+        ahead = self.ahead
+        if ahead is None or c.state != "active":
+            return
+        live = [m for m in c.milestones if not m.deleted]
+        if any(m.state in _IN_WORK for m in live):
+            return
+        nxt = next((m for m in live if m.state == "planned"), None)
+        if nxt is None or nxt.id in ahead:
+            return
+        ahead.add(nxt.id)
+        self._later(
+            sim, self.pop.fund_delay.draw(self.rng), Action("client", "fund", nxt.id), _planned(nxt.id)
+        )
+
     def _finish(self, sim: Simulation, c: Contract) -> None:
         """After a refund or a dispute decision the client ends the contract."""
         if c.state == "active":
             sim.act(self.cid, _END)
+
+
+def stage_answer(stage: Stage, choice: str) -> str | None:
+    """The stage's own answer for a party's accept, decline or silent (None: no answer).
+
+    accept is the answer named accept, else the first listed answer not named decline; decline
+    is the answer named decline, else the first listed answer that accept did not take.
+    """
+    names = list(stage.answers)
+    if choice == "silent" or not names:
+        return None
+    accept = "accept" if "accept" in names else next((n for n in names if n != "decline"), None)
+    if choice == "accept":
+        return accept
+    if "decline" in names:
+        return "decline"
+    return next((n for n in names if n not in (accept, "accept")), None)
+
+
+def _answer_action(policy: Policy, where: str, party: str, answer: str) -> Action:
+    """``respond {answer}``; at the ``refund:`` shorthand's stage, the upwork actions' names."""
+    shorthand = where == REFUND_STAGE and "escrow_refund" not in policy.procedures
+    if shorthand and party == "freelancer" and answer in ("accept", "decline"):
+        return _APPROVE_REFUND if answer == "accept" else _DISPUTE
+    return Action(party, "respond", answer=answer)
+
+
+def _may_pay(proc: OpenProcedure, payer: str, party: str) -> bool:
+    """May ``party`` pay the stage fee of ``payer`` (each, client, freelancer, filer, respondent)?"""
+    if payer in ("each", party):
+        return True
+    if payer == "filer":
+        return proc.filer == party
+    if payer == "respondent":
+        return party == ("client" if proc.filer == "freelancer" else "freelancer")
+    return False
+
+
+def _refund_request(sim: Simulation, mid: str) -> Action:
+    """The client's refund request: of the milestone, where the pack's refund procedure covers one."""
+    name = sim.policy.openers.get(("client", "request_refund"))
+    if name is not None and sim.policy.all_procedures[name].covers == "milestone":
+        return Action("client", "request_refund", mid)
+    return _REQUEST_REFUND
 
 
 def _planned(mid: str) -> Any:
@@ -207,10 +397,6 @@ def _offered(c: Contract) -> bool:
 
 def _no_request(c: Contract) -> bool:
     return c.procedure is None and c.credit > 0
-
-
-def _refund_pending(gen: int) -> Any:
-    return lambda c: c.procedure is not None and c.procedure.name == "escrow_refund" and c.proc_gen == gen
 
 
 def no_progress_error(scenario: Scenario, exc: NoProgress) -> InputError:
@@ -239,7 +425,15 @@ def no_progress_error(scenario: Scenario, exc: NoProgress) -> InputError:
 
 
 class _DisputeDesk:
-    """The platform's dispute team: a SimPy Resource with ``dispute_agents`` places."""
+    """The platform's dispute team: a SimPy Resource with ``dispute_agents`` places.
+
+    It serves every stage that waits for the platform (``awaits_platform``: a ``party: platform``
+    stage, or the outcome ``platform``): an agent takes the case in turn, handles it for a sampled
+    time and decides by ``dispute_outcome`` (release all, refund all, or ``split_fraction`` of it
+    released). A binding stage is settled so; at a ``decision: proposal`` stage the same decision
+    is the platform's proposal, which the parties then answer through their ``responds``. A case
+    whose stage ended while it waited (a settlement) is dropped when its agent gets to it.
+    """
 
     def __init__(self, sim: Simulation, pop: Population) -> None:
         self.team = simpy.Resource(sim.env, capacity=pop.dispute_agents)
@@ -259,7 +453,7 @@ class _DisputeDesk:
             sim.dispute_queue.append((sim.env.now, len(self.team.queue)))
 
     def file(self, sim: Simulation, who: SampledContract, c: Contract) -> None:
-        """Queue the dispute; when an agent takes it, handle it and decide."""
+        """Queue the case; when an agent takes it, handle it and decide."""
         filed = sim.env.now
         request = self.team.request()
         rng, pop = who.rng, self.pop
@@ -267,6 +461,8 @@ class _DisputeDesk:
         outcome = pick(pop.dispute_outcome, rng.random())
         split = min(max(pop.split_fraction.draw(rng), 0.0), 1.0)
         cid = who.cid
+        assert c.procedure is not None
+        gen = c.procedure.gen
 
         def taken(_ev: Any) -> None:
             sim.dispute_waits.append(sim.env.now - filed)
@@ -276,10 +472,12 @@ class _DisputeDesk:
         def decide(_ev: Any) -> None:
             from ..machine.contract import disputed_amount
 
-            contract = sim.contracts[cid]
-            total = disputed_amount(sim.policy, contract)
-            release = {"release": total, "refund": 0}.get(outcome, round(total * split))
-            sim.act(cid, Action("platform", "resolve_dispute", release=release, refund=total - release))
+            contract = sim.contracts.get(cid)
+            proc = contract.procedure if contract is not None else None
+            if contract is not None and proc is not None and proc.gen == gen:
+                total = disputed_amount(sim.policy, contract)
+                release = {"release": total, "refund": 0}.get(outcome, round(total * split))
+                sim.act(cid, Action("platform", "resolve_dispute", release=release, refund=total - release))
             self.team.release(request)
             self._log(sim)
 

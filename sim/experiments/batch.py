@@ -122,7 +122,7 @@ class Result:
     def _concat(self, name: str) -> pd.DataFrame:
         frames = []
         for r in self.runs:
-            df = getattr(r, name) if name != "states" else r.extra["states"]
+            df = getattr(r, name)
             if len(self.runs) > 1:
                 df = df.assign(replication=r.replication)
             frames.append(df)
@@ -186,7 +186,7 @@ class Result:
             for r in self.runs:
                 if not self._can_check:
                     raise ValueError("expectations need the full event log (events='full')")
-                checker = Checker(r.events, r.ledger, r.extra["states"], r.extra["accounts"], self.digits)
+                checker = Checker(r.events, r.ledger, r.states, r.accounts, self.digits)
                 out.extend(checker.check(e) for e in self.scenario.expectations)
             self._checks = out
         return self._checks
@@ -209,12 +209,12 @@ class Result:
                 per_contract.append(
                     {
                         "contract": spec.id,
-                        "state": first.extra["contract_states"][spec.id],
+                        "state": (first.contract_states or {})[spec.id],
                         **{
                             f: _money(int(sums.get(f, 0)), self.digits)
                             for f in ("funded", "released", "bonus", "refunded", "fees")
                         },
-                        "escrow": _money(first.extra["escrow_by_contract"][spec.id], self.digits),
+                        "escrow": _money((first.escrow_by_contract or {})[spec.id], self.digits),
                     }
                 )
         return {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..analysis.tables import RunTables, tables_from
+from ..analysis.tables import STATE_COLUMNS, RunTables, tables_from
 from ..engine.simulation import Simulation
 from ..inputs.scenario import Scenario
 
@@ -43,13 +43,11 @@ def run_replication(
             sim.script(spec)
     end = sim.run()
     tables = tables_from(sim, replication, end, scenario.policy.digits)
-    tables.extra["states"] = pd.DataFrame.from_records(
-        sim.rec.states, columns=["time", "contract", "milestone", "state"]
-    )
-    tables.extra["accounts"] = sorted(sim.ledger.balances)
+    tables.states = pd.DataFrame.from_records(sim.rec.states, columns=list(STATE_COLUMNS))
+    tables.accounts = sorted(sim.ledger.balances)
     if not scenario.is_population:
-        tables.extra["contract_states"] = {cid: c.state for cid, c in sim.contracts.items()}
-        tables.extra["escrow_by_contract"] = {cid: c.escrow() for cid, c in sim.contracts.items()}
+        tables.contract_states = {cid: c.state for cid, c in sim.contracts.items()}
+        tables.escrow_by_contract = {cid: c.escrow() for cid, c in sim.contracts.items()}
     if sim.dispute_queue:
-        tables.extra["dispute_queue"] = pd.DataFrame(sim.dispute_queue, columns=["time", "queue"])
+        tables.dispute_queue = pd.DataFrame(sim.dispute_queue, columns=["time", "queue"])
     return tables

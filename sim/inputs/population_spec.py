@@ -3,11 +3,28 @@
 ``Population`` is the frozen description of a sampled marketplace (arrivals, milestones, the
 parties' behaviour, the dispute team); ``parse_population`` builds it and reports every problem
 with its file:line:column. Playing a population is ``population``'s job.
+
+How the parties answer a pack's procedures (FORMAT section 7) is written once for every pack:
+
+- ``client.responds`` / ``freelancer.responds``: ``{accept: p, decline: p, silent: p, delay: dist,
+  pay_fee: p}``, used at any stage where that party must act;
+- ``stages: {<procedure>.<stage>: {...}}``: the same keys for one stage, or ``{client: {...},
+  freelancer: {...}}`` to set each party there. A stage entry overrides only the keys it gives
+  (the answer mix as a whole, ``delay``, ``pay_fee``); the rest come from the party's ``responds``;
+- ``freelancer.refund_response`` ``{approve, dispute, silent, delay}`` is the freelancer's entry
+  for ``escrow_refund.respond`` (approve = accept, dispute = decline), as before.
+
+Left out, a party is silent, answers after 0 days and pays no stage fee. Stage names are checked
+for their shape (``procedure.stage``) here; whether the pack has that stage can be checked only
+against a policy (``parse_population(..., policy=...)`` or :func:`unknown_stages`): a name the
+pack lacks is a warning, not an error, because one population file runs under several packs and
+a stage of one pack (``dispute.client_response`` of upwork_2026) is simply unused under another.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +37,7 @@ from .distributions import Dist, constant, parse_dist, parse_mix
 if TYPE_CHECKING:
     from ..core.problems import Collector
     from ..core.yamlio import Loc
+    from ..policy.model import Policy
 
 #: the most contracts a run may expect (arrivals.count, or arrivals.rate times until)
 MAX_CONTRACTS = 10_000_000
@@ -33,6 +51,27 @@ MAX_DISPUTE_AGENTS = 100_000
 DECISIONS = ("approve", "request_changes", "partial", "bonus", "refund")
 REFUND_ANSWERS = ("approve", "dispute", "silent")
 DISPUTE_OUTCOMES = ("release", "refund", "split")
+#: a party's answer at a procedure stage (how it maps onto the stage's own answers: ``population``)
+RESPOND_ANSWERS = ("accept", "decline", "silent")
+RESPOND_KEYS = (*RESPOND_ANSWERS, "delay", "pay_fee")
+#: the stage refund_response sets, and how its answers are named there
+REFUND_STAGE = "escrow_refund.respond"
+_REFUND_AS_RESPONDS = {"approve": "accept", "dispute": "decline", "silent": "silent"}
+#: ``procedure.stage``: two names without dots or blanks
+STAGE_NAME = re.compile(r"[^.\s]+\.[^.\s]+")
+SILENT = (("silent", 1.0),)
+
+
+@dataclass(frozen=True)
+class Responds:
+    """How a party answers at a procedure stage; None: not given here (``Population.responds_at``)."""
+
+    answers: tuple[tuple[str, float], ...] | None = None  # a mix of accept, decline, silent
+    delay: Dist | None = None
+    pay_fee: float | None = None  # probability of paying the stage's fee (where it has one)
+
+
+NOT_GIVEN = Responds()
 
 
 @dataclass(frozen=True)
@@ -59,8 +98,6 @@ class Population:
     accept_delay: Dist
     work: Dist
     rework: Dist
-    refund_answer: tuple[tuple[str, float], ...]
-    refund_delay: Dist
     dispute_agents: int
     dispute_handling: Dist
     dispute_outcome: tuple[tuple[str, float], ...]
@@ -68,6 +105,29 @@ class Population:
     #: where milestones.amount and milestones.count were written, for errors found while sampling
     amount_where: Problem | None = None
     count_where: Problem | None = None
+    #: the parties' answers at procedure stages (module docstring)
+    client_responds: Responds = NOT_GIVEN
+    freelancer_responds: Responds = NOT_GIVEN
+    refund_response: Responds | None = None  # freelancer.refund_response, for escrow_refund.respond
+    #: population.stages: (procedure.stage, party or "" for both parties, what is set there)
+    stages: tuple[tuple[str, str, Responds], ...] = ()
+
+    def responds_at(self, where: str, party: str) -> tuple[tuple[tuple[str, float], ...], Dist, float]:
+        """The answer mix, delay and fee probability of ``party`` at stage ``where`` (``proc.stage``).
+
+        Each of the three comes from the first place that gives it: the stage's entry in
+        ``population.stages`` (its per-party form first), ``freelancer.refund_response`` at
+        ``escrow_refund.respond``, the party's ``responds``; else silent, 0 days, no fee.
+        """
+        layers = [r for name, who, r in self.stages if name == where and who == party]
+        layers += [r for name, who, r in self.stages if name == where and who == ""]
+        if where == REFUND_STAGE and party == "freelancer" and self.refund_response is not None:
+            layers.append(self.refund_response)
+        layers.append(self.client_responds if party == "client" else self.freelancer_responds)
+        answers = next((r.answers for r in layers if r.answers is not None), SILENT)
+        delay = next((r.delay for r in layers if r.delay is not None), _ZERO)
+        pay_fee = next((r.pay_fee for r in layers if r.pay_fee is not None), 0.0)
+        return answers, delay, pay_fee
 
     def expected_contracts(self, until: float | None) -> float:
         """Mean number of contracts that arrive."""
@@ -81,9 +141,12 @@ class Population:
         return self.expected_contracts(until) * per
 
 
+_ZERO = constant(0.0)
+
+
 # ------------------------------------------------------------------------------ parsing
 
-_KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform")
+_KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform", "stages")
 
 
 def _block(col: Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, ...]) -> dict:
@@ -120,11 +183,19 @@ def _count(col: Collector, raw: Any, loc: Loc, minimum: int, maximum: int) -> in
 
 
 def parse_population(
-    col: Collector, raw: Any, base: Path, digits: int, *, roots: Sequence[Path] | None = None
+    col: Collector,
+    raw: Any,
+    base: Path,
+    digits: int,
+    *,
+    roots: Sequence[Path] | None = None,
+    policy: Policy | None = None,
 ) -> Population | None:
     """Validate the ``population:`` block, reporting every problem with its position.
 
-    Empirical CSVs must lie inside ``roots`` (see ``distributions.parse_dist``).
+    Empirical CSVs must lie inside ``roots`` (see ``distributions.parse_dist``). Given the
+    scenario's ``policy``, names in ``population.stages`` that are no stage of it are warnings
+    (:func:`unknown_stages`).
     """
     loc: Loc = ("population",)
     if not isinstance(raw, dict):
@@ -190,7 +261,7 @@ def parse_population(
         )
     ms_amount = dist(ms, "amount", mloc, "money", None)
 
-    client = _block(col, raw, "client", loc, ("fund_delay", "withdraw", "review"))
+    client = _block(col, raw, "client", loc, ("fund_delay", "withdraw", "review", "responds"))
     cloc = (*loc, "client")
     withdraw = _block(col, client, "withdraw", cloc, ("probability", "delay"))
     review = _block(col, client, "review", cloc, ("delay", "decision", "partial_fraction", "bonus_fraction"))
@@ -199,22 +270,19 @@ def parse_population(
     if "decision" in review:
         decision = parse_mix(col, review["decision"], (*rloc, "decision"), DECISIONS) or decision
 
-    freelancer = _block(col, raw, "freelancer", loc, ("accept", "work", "rework", "refund_response"))
+    freelancer = _block(
+        col, raw, "freelancer", loc, ("accept", "work", "rework", "refund_response", "responds")
+    )
     floc = (*loc, "freelancer")
     accept = _block(col, freelancer, "accept", floc, ("probability", "delay"))
-    refund = freelancer.get("refund_response", {}) or {}
-    refund_answer = (("silent", 1.0),)
-    refund_delay: Dist = constant(0.0)
-    if not isinstance(refund, dict):
-        col.add((*floc, "refund_response"), "refund_response is {approve, dispute, silent, delay}")
-    else:
-        answers = {k: v for k, v in refund.items() if k != "delay"}
-        if answers:
-            refund_answer = (
-                parse_mix(col, answers, (*floc, "refund_response"), REFUND_ANSWERS, extra=("delay",))
-                or refund_answer
-            )
-        refund_delay = dist(refund, "delay", (*floc, "refund_response"), "duration", constant(0.0))
+    refund_response = None
+    if "refund_response" in freelancer:
+        refund_response = _refund_response(
+            col, freelancer["refund_response"], (*floc, "refund_response"), dist
+        )
+    client_responds = _responds(col, client.get("responds"), (*cloc, "responds"), dist)
+    freelancer_responds = _responds(col, freelancer.get("responds"), (*floc, "responds"), dist)
+    stages = _stages(col, raw.get("stages"), (*loc, "stages"), dist, refund_response is not None)
 
     platform = _block(
         col, raw, "platform", loc, ("dispute_agents", "dispute_handling", "dispute_outcome", "split_fraction")
@@ -252,16 +320,131 @@ def parse_population(
         accept_delay=dist(accept, "delay", (*floc, "accept"), "duration", constant(0.0)),
         work=dist(freelancer, "work", floc, "duration", constant(0.0)),
         rework=dist(freelancer, "rework", floc, "duration", constant(0.0)),
-        refund_answer=refund_answer,
-        refund_delay=refund_delay,
         dispute_agents=agents,
         dispute_handling=dist(platform, "dispute_handling", ploc, "duration", constant(0.0)),
         dispute_outcome=outcome,
         split_fraction=_fraction(col, platform, "split_fraction", ploc, base, digits, half, roots),
         amount_where=col.doc.problem((*mloc, "amount"), ""),
         count_where=col.doc.problem((*mloc, "count"), ""),
+        client_responds=client_responds,
+        freelancer_responds=freelancer_responds,
+        refund_response=refund_response,
+        stages=stages,
     )
-    return pop if len(col.problems) == n_before else None
+    if len(col.problems) != n_before:
+        return None
+    if policy is not None:
+        for name, message in unknown_stages(pop, policy):
+            col.warnings.append(col.doc.problem((*loc, "stages", name), message, key=True))
+    return pop
+
+
+def _responds(col: Collector, raw: Any, loc: Loc, dist: Any) -> Responds:
+    """A ``responds`` block (or one stage's entry): ``{accept, decline, silent, delay, pay_fee}``.
+
+    The answer mix is optional (a stage where only the fee matters), but when any of accept,
+    decline, silent is given they must add up to 1.
+    """
+    if raw is None:
+        return NOT_GIVEN
+    if not isinstance(raw, dict):
+        col.add(loc, f"expected a mapping of {', '.join(RESPOND_KEYS)}")
+        return NOT_GIVEN
+    col.keys(raw, RESPOND_KEYS, loc)
+    answers = None
+    if any(k in raw for k in RESPOND_ANSWERS):
+        mix = {k: v for k, v in raw.items() if k in RESPOND_ANSWERS}
+        answers = parse_mix(col, mix, loc, RESPOND_ANSWERS)
+    delay = dist(raw, "delay", loc, "duration", None) if "delay" in raw else None
+    pay_fee = _prob(col, raw.get("pay_fee"), (*loc, "pay_fee"), 0.0) if "pay_fee" in raw else None
+    return Responds(answers, delay, pay_fee)
+
+
+def _refund_response(col: Collector, raw: Any, loc: Loc, dist: Any) -> Responds | None:
+    """``freelancer.refund_response`` {approve, dispute, silent, delay} as the freelancer's answer at
+    escrow_refund.respond (the mix keeps its order, so the same draw picks the same answer)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        col.add(loc, "refund_response is {approve, dispute, silent, delay}")
+        return None
+    answers = None
+    mix = {k: v for k, v in raw.items() if k != "delay"}
+    if mix:
+        parsed = parse_mix(col, mix, loc, REFUND_ANSWERS, extra=("delay",))
+        if parsed is not None:
+            answers = tuple((_REFUND_AS_RESPONDS[name], p) for name, p in parsed)
+    delay = dist(raw, "delay", loc, "duration", None) if "delay" in raw else None
+    return Responds(answers, delay)
+
+
+def _stages(
+    col: Collector, raw: Any, loc: Loc, dist: Any, has_refund_response: bool
+) -> tuple[tuple[str, str, Responds], ...]:
+    """``population.stages``: ``{procedure.stage: responds}`` or ``{procedure.stage: {client: responds,
+    freelancer: responds}}``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        col.add(
+            loc,
+            "stages is a mapping of procedure.stage (e.g. dispute.client_response) to "
+            f"{{{', '.join(RESPOND_KEYS)}}}",
+        )
+        return ()
+    out: list[tuple[str, str, Responds]] = []
+    for name, entry in raw.items():
+        here = (*loc, name)
+        if not isinstance(name, str) or not STAGE_NAME.fullmatch(name):
+            col.add(
+                here,
+                f"{name!r} is not a stage name: write procedure.stage, e.g. dispute.client_response",
+                key=True,
+            )
+            continue
+        if isinstance(entry, dict) and entry and set(entry) <= {"client", "freelancer"}:
+            parties = [(who, entry[who], (*here, who)) for who in ("client", "freelancer") if who in entry]
+        elif isinstance(entry, dict) and set(entry) & {"client", "freelancer"}:
+            col.add(
+                here,
+                "a stage entry is either {accept, decline, silent, delay, pay_fee} for whoever acts there, "
+                "or {client: {...}, freelancer: {...}}, not both",
+            )
+            continue
+        else:
+            parties = [("", entry, here)]
+        for who, block, bloc in parties:
+            if name == REFUND_STAGE and who in ("", "freelancer") and has_refund_response:
+                col.add(
+                    bloc,
+                    f"{REFUND_STAGE} is set twice: freelancer.refund_response is the freelancer's answer "
+                    "there; give one of them",
+                    key=who == "",
+                )
+                continue
+            out.append((name, who, _responds(col, block, bloc, dist)))
+    return tuple(out)
+
+
+def unknown_stages(pop: Population, policy: Policy) -> list[tuple[str, str]]:
+    """(name, message) for each ``population.stages`` name that is no stage of ``policy``.
+
+    Such an entry is never used under that pack (a warning, not an error: the same population may
+    run under a pack that has the stage).
+    """
+    known = {f"{p}.{s.name}" for p, proc in policy.all_procedures.items() for s in proc.stages}
+    out = []
+    for name in dict.fromkeys(name for name, _, _ in pop.stages):
+        if name not in known:
+            shown = ", ".join(sorted(known))
+            out.append(
+                (
+                    name,
+                    f"{name} is no stage of policy {policy.policy} (its stages: {shown}); "
+                    "this entry is unused under it",
+                )
+            )
+    return out
 
 
 def _fraction(

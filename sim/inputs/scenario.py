@@ -67,11 +67,49 @@ class ContractSpec:
 
 
 @dataclass(frozen=True)
+class StateCheck:
+    """A state expectation: at a time (or ``"end"``), the states, balances and totals that hold."""
+
+    at: float | str
+    milestones: dict[str, str] = field(default_factory=dict)  # "c1/m1": state
+    contracts: dict[str, str] = field(default_factory=dict)
+    balances: dict[str, int] = field(default_factory=dict)  # account: minor units
+    totals: dict[str, int] = field(default_factory=dict)  # flow: minor units
+
+
+@dataclass(frozen=True)
+class EventMatch:
+    """What an event (or rejection, or absent event) must match; unset fields match anything.
+
+    ``written`` keeps the keys in the order the file gives them, for messages.
+    """
+
+    action: str | None = None
+    contract: str | None = None
+    milestone: str | None = None  # "c1/m1"
+    actor: str | None = None
+    rule: str | None = None
+    at: float | None = None
+    amount: int | None = None  # minor units
+    written: tuple[str, ...] = ()
+
+    def items(self) -> list[tuple[str, Any]]:
+        """(key, value) of every field the file gave, in its order."""
+        return [(key, getattr(self, key)) for key in self.written]
+
+    def only(self, *keys: str) -> EventMatch:
+        """The same match restricted to ``keys``."""
+        return EventMatch(
+            **{k: getattr(self, k) for k in keys}, written=tuple(k for k in self.written if k in keys)
+        )
+
+
+@dataclass(frozen=True)
 class Expectation:
     """One item of ``expect``: its kind, its parsed content and where it was written."""
 
     kind: str  # state | rejected | event | no_event
-    spec: dict[str, Any]
+    spec: StateCheck | EventMatch
     file: str
     line: int
     index: int
@@ -423,14 +461,15 @@ def _parse_expect(col: Collector, data: Any, contracts: tuple[ContractSpec, ...]
                     if value not in ("client", "freelancer", "platform"):
                         col.add(vloc, "actor is client, freelancer or platform")
                     parsed[key] = value
-            out.append(Expectation(kind, parsed, col.doc.file, line, i))
+            match = EventMatch(**parsed, written=tuple(parsed))
+            out.append(Expectation(kind, match, col.doc.file, line, i))
             continue
         col.keys(item, _STATE_KEYS, loc)
         if "at" not in item:
             col.add(loc, "a state check needs 'at' (a duration or 'end')")
             continue
         at = "end" if item["at"] == "end" else col.duration(item["at"], (*loc, "at"))
-        spec = {"at": at}
+        spec: dict[str, Any] = {"at": at}
         for key, allowed_states, known in (
             ("milestones", MILESTONE_STATES, mids),
             ("contracts", CONTRACT_STATES, set(by_id)),
@@ -471,7 +510,7 @@ def _parse_expect(col: Collector, data: Any, contracts: tuple[ContractSpec, ...]
                 net = key == "balances" and str(ref).startswith("freelancer")
                 checks[ref] = col.money(amount, (*loc, key, ref), digits, allow_zero=True, allow_negative=net)
             spec[key] = checks
-        out.append(Expectation("state", spec, col.doc.file, line, i))
+        out.append(Expectation("state", StateCheck(**spec), col.doc.file, line, i))
     return tuple(out)
 
 
@@ -605,7 +644,9 @@ def _build(
         contracts = _parse_contracts(col, data["contracts"], digits, until, openers)
     elif "population" in data:
         roots = allowed_roots(path.parent, allow=allow)
-        population = parse_population(col, data["population"], path.parent, digits, roots=roots)
+        population = parse_population(
+            col, data["population"], path.parent, digits, roots=roots, policy=policy
+        )
         if until is None and "until" not in data:
             col.add((), "a population scenario needs 'until' (how long arrivals run)")
         elif population is not None and until is not None:

@@ -9,6 +9,7 @@ did that. Timers return STALE when what they watch has moved on.
 
 from __future__ import annotations
 
+from ..money.ledger import Transfer
 from ..policy.calendar import Clock
 from ..policy.model import Policy
 from . import procedures as proc
@@ -73,7 +74,7 @@ def fund(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float
     assert m is not None
     from_credit = min(c.credit, m.amount)
     charge = m.amount - from_credit
-    postings = [(c.client_account, c.escrow_account, "funded", charge, m.id)]
+    postings = [Transfer(c.client_account, c.escrow_account, "funded", charge, m.id)]
     postings.extend(funding_fees(policy, c, charge, m.id))
     c.credit -= from_credit
     m.escrowed = m.amount
@@ -177,7 +178,7 @@ def edit_milestone(
             need = a.amount - m.escrowed
             from_credit = min(c.credit, need)
             c.credit -= from_credit
-            postings.append((c.client_account, c.escrow_account, "funded", need - from_credit, m.id))
+            postings.append(Transfer(c.client_account, c.escrow_account, "funded", need - from_credit, m.id))
             postings.extend(funding_fees(policy, c, need - from_credit, m.id))
         else:
             c.credit += m.escrowed - a.amount
@@ -232,7 +233,7 @@ def funds_available(
 ) -> Outcome:
     account = a.account or ""
     available = account.rsplit(":", 1)[0] + ":available"
-    postings = [(account, available, "available", a.amount or 0, a.milestone or "")]
+    postings = [Transfer(account, available, "available", a.amount or 0, a.milestone or "")]
     ev = Emitted("platform", "funds_available", a.milestone or "", a.amount or 0, "hold ended", postings)
     return Outcome(True, events=[ev])
 

@@ -17,6 +17,7 @@ the counter, so the timer finds a newer generation when it fires and does nothin
 
 from __future__ import annotations
 
+from ..money.ledger import Transfer
 from ..policy.calendar import PLAIN, Clock
 from ..policy.model import Policy
 from . import procedures as proc
@@ -184,7 +185,13 @@ def _return_first_fee(policy: Policy, c: Contract) -> Emitted:
     note = f"contract closed with nothing released: the {money(policy, fee)} first-funding fee is returned"
     keys = tuple(f"fees.{f.name}" for f in policy.fees if f.on == "first_funding" and f.refundable)
     return Emitted(
-        "platform", "fee_returned", "", fee, note, [("platform", c.client_account, "fees", fee, "")], keys
+        "platform",
+        "fee_returned",
+        "",
+        fee,
+        note,
+        [Transfer("platform", c.client_account, "fees", fee, "")],
+        keys,
     )
 
 

@@ -9,6 +9,7 @@ and the refund loops are written in one place.
 from __future__ import annotations
 
 from ..core.units import format_money, percent_of
+from ..money.ledger import Transfer
 from ..policy.calendar import is_zero
 from ..policy.model import Policy
 from .records import Contract, Emitted, Milestone, Rejected, Timer
@@ -60,13 +61,16 @@ def fees(
     return out
 
 
-def funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[tuple[str, str, str, int, str]]:
+def funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[Transfer]:
     """Client fees on money the client pays into escrow (fees on funding are the client's).
 
     The contract's first funding also pays the ``first_funding`` fees (once per contract, even
     when credit covers it); a refundable one is remembered so it can be returned.
     """
-    out = [(c.client_account, "platform", "fees", fee, mid) for payer, fee in fees(policy, "funding", charge)]
+    out = [
+        Transfer(c.client_account, "platform", "fees", fee, mid)
+        for payer, fee in fees(policy, "funding", charge)
+    ]
     if not c.first_funded:
         c.first_funded = True
         for fee in policy.fees:
@@ -75,7 +79,7 @@ def funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[tup
                     fee.fixed or 0
                 )
                 if value:
-                    out.append((c.client_account, "platform", "fees", value, mid))
+                    out.append(Transfer(c.client_account, "platform", "fees", value, mid))
                     if fee.refundable:
                         c.first_fee += value
     return out
@@ -118,7 +122,7 @@ def pay_freelancer(
     source = c.escrow_account if flow == "released" else c.client_account
     if gross > 0:
         c.paid_out = True
-    postings.append((source, target, flow, gross, mid))
+    postings.append(Transfer(source, target, flow, gross, mid))
     net = gross
     for payer, fee in fees(policy, "release" if flow == "released" else "bonus", gross):
         if payer == "freelancer":
@@ -131,10 +135,10 @@ def pay_freelancer(
                         f"{money(policy, net)} is taken"
                     )
                 fee = net
-            postings.append((target, "platform", "fees", fee, mid))
+            postings.append(Transfer(target, "platform", "fees", fee, mid))
             net -= fee
         else:
-            postings.append((c.client_account, "platform", "fees", fee, mid))
+            postings.append(Transfer(c.client_account, "platform", "fees", fee, mid))
     if not is_zero(policy.hold.after_release) and net > 0:
         timers.append(
             Timer(
@@ -177,17 +181,26 @@ def holding(c: Contract) -> list[Milestone]:
     return [m for m in c.milestones if not m.deleted and m.state in HOLDING]
 
 
-def refund_all(c: Contract, now: float, actor: str, action: str, note: str) -> Emitted:
-    """Return all escrow of the contract to the client; funded milestones become refunded."""
+def refund(
+    c: Contract, milestones: list[Milestone], credit: bool, now: float, outcome: str
+) -> list[Transfer]:
+    """Return ``milestones``' escrow (and the contract credit, if ``credit``) to the client; the
+    milestones close as refunded with ``outcome``. The one refund loop of the state machine."""
     postings = []
-    for m in holding(c):
-        postings.append((c.escrow_account, c.client_account, "refunded", m.escrowed, m.id))
+    for m in milestones:
+        postings.append(Transfer(c.escrow_account, c.client_account, "refunded", m.escrowed, m.id))
         m.refunded += m.escrowed
         m.escrowed = 0
         m.gen += 1
-        close(m, "refunded", "refunded", now)
-    if c.credit:
-        postings.append((c.escrow_account, c.client_account, "refunded", c.credit, ""))
+        close(m, "refunded", outcome, now)
+    if credit and c.credit:
+        postings.append(Transfer(c.escrow_account, c.client_account, "refunded", c.credit, ""))
         c.credit = 0
-    total = sum(p[3] for p in postings)
+    return postings
+
+
+def refund_all(c: Contract, now: float, actor: str, action: str, note: str) -> Emitted:
+    """Return all escrow of the contract to the client; funded milestones become refunded."""
+    postings = refund(c, holding(c), True, now, "refunded")
+    total = sum(p.amount for p in postings)
     return Emitted(actor, action, "", total, note, postings)

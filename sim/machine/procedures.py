@@ -8,10 +8,11 @@ and returns events with postings and timers, and raises :class:`Rejected` before
 
 from __future__ import annotations
 
+from ..money.ledger import Transfer
 from ..policy.calendar import Clock
 from ..policy.model import Policy
 from ..policy.procedures import ByActed, Goto, Procedure, Stage
-from .effects import close, holding, milestone, money, need_contract, need_milestone, pay_freelancer
+from .effects import close, holding, milestone, money, need_contract, need_milestone, pay_freelancer, refund
 from .records import STALE, Contract, Emitted, OpenProcedure, Outcome, Rejected, Timer
 from .vocabulary import REVIEWABLE, Action
 
@@ -250,7 +251,7 @@ def pay_fee(policy: Policy, c: Contract, a: Action, now: float, clock: Clock) ->
         raise Rejected("invalid_state", f"the {a.actor} already paid the fee at {where}")
     fee = stage_fee(stage, covered(c, proc))
     source = c.client_account if a.actor == "client" else f"freelancer:{c.freelancer}:available"
-    postings = [(source, "platform", "stage_fee", fee, _mid(proc))]
+    postings = [Transfer(source, "platform", "stage_fee", fee, _mid(proc))]
     proc.paid[a.actor] = fee
     keys = _keys(proc, stage, "fee")
     ev = Emitted(a.actor, "pay_fee", _mid(proc), fee, f"{a.actor} paid the {where} fee", postings, keys)
@@ -402,7 +403,7 @@ def _winner(proc: OpenProcedure, outcome: str) -> str:
 def _return_fee(c: Contract, proc: OpenProcedure, party: str) -> Emitted:
     fee = proc.paid.pop(party)
     account = c.client_account if party == "client" else f"freelancer:{c.freelancer}:available"
-    postings = [("platform", account, "stage_fee", fee, _mid(proc))]
+    postings = [Transfer("platform", account, "stage_fee", fee, _mid(proc))]
     return Emitted("platform", "fee_returned", _mid(proc), fee, f"the {party}'s fee is returned", postings)
 
 
@@ -422,19 +423,9 @@ def refund_covered(
     keys: tuple[str, ...] = (),
 ) -> Emitted:
     """Return everything the procedure covers to the client and close it."""
-    postings = []
-    for mid in proc.milestones:
-        m = c.by_id[mid]
-        postings.append((c.escrow_account, c.client_account, "refunded", m.escrowed, mid))
-        m.refunded += m.escrowed
-        m.escrowed = 0
-        m.gen += 1
-        close(m, "refunded", outcome, now)
-    if proc.include_credit and c.credit:
-        postings.append((c.escrow_account, c.client_account, "refunded", c.credit, ""))
-        c.credit = 0
+    postings = refund(c, [c.by_id[mid] for mid in proc.milestones], proc.include_credit, now, outcome)
     _close_procedure(c)
-    total = sum(p[3] for p in postings)
+    total = sum(p.amount for p in postings)
     return Emitted(actor, event, _mid(proc), total, "escrow returned to the client", postings, keys)
 
 
@@ -495,7 +486,7 @@ def settle(
             pay_freelancer(policy, c, part, "released", mid, postings, timers, notes)
         back = m.escrowed - part
         if back:
-            postings.append((c.escrow_account, c.client_account, "refunded", back, mid))
+            postings.append(Transfer(c.escrow_account, c.client_account, "refunded", back, mid))
         m.released += part
         m.refunded += back
         m.escrowed = 0
@@ -506,7 +497,7 @@ def settle(
         if part:
             pay_freelancer(policy, c, part, "released", "", postings, timers, notes)
         if c.credit - part:
-            postings.append((c.escrow_account, c.client_account, "refunded", c.credit - part, ""))
+            postings.append(Transfer(c.escrow_account, c.client_account, "refunded", c.credit - part, ""))
         c.credit = 0
     _close_procedure(c)
     note = f"dispute decided: {money(policy, release)} released, {money(policy, refund)} refunded"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..money.ledger import Transfer
 from ..policy.calendar import BusinessDays
 from .vocabulary import Action
 
@@ -113,14 +114,14 @@ class Timer:
 
 @dataclass(slots=True)
 class Emitted:
-    """An accepted event with its postings: (from, to, flow, amount, milestone)."""
+    """An accepted event with its postings (``Transfer``: from, to, flow, amount, milestone)."""
 
     actor: str
     action: str
     milestone: str
     amount: int
     message: str
-    postings: list[tuple[str, str, str, int, str]]
+    postings: list[Transfer]
     keys: tuple[str, ...] = ()  # the policy keys that decided it (FORMAT section 9)
 
 

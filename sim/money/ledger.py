@@ -15,6 +15,7 @@ The ledger keeps running totals per account kind, so both checks cost O(1) per e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 #: cumulative flows reported as totals (FORMAT.md section 3)
 FLOWS = ("funded", "released", "bonus", "refunded", "fees")
@@ -39,15 +40,44 @@ class Posting:
     milestone: str
 
 
-def _kind(account: str) -> str:
-    first = account[0]
-    if first == "f":
-        return "freelancer_pending" if account.endswith(":pending") else "freelancer_available"
-    if first == "c":
-        return "client"
-    if first == "e":
-        return "escrow"
-    return "platform"
+class Transfer(NamedTuple):
+    """A movement the state machine asks for; the ledger posts it at the event's time."""
+
+    from_account: str
+    to_account: str
+    flow: str
+    amount: int
+    milestone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account name read once: ``client:acme``, ``escrow:c1``, ``freelancer:ana:pending``,
+    ``freelancer:ana:available``, ``platform``; ``kind`` is one of KINDS."""
+
+    name: str
+    kind: str
+    owner: str
+
+    @classmethod
+    def parse(cls, name: str) -> Account:
+        head, _, rest = name.partition(":")
+        if head == "platform" and not rest:
+            return cls(name, "platform", "")
+        if head in ("client", "escrow") and rest:
+            return cls(name, head, rest)
+        if head == "freelancer":
+            owner, _, part = rest.rpartition(":")
+            if owner and part in ("pending", "available"):
+                return cls(name, f"freelancer_{part}", owner)
+        raise LedgerError(f"not an account name: {name!r}")
+
+
+def _kind(account: str, known: dict[str, str]) -> str:
+    kind = known.get(account)
+    if kind is None:
+        kind = known[account] = Account.parse(account).kind
+    return kind
 
 
 class Ledger:
@@ -58,6 +88,7 @@ class Ledger:
         self.kinds: dict[str, int] = dict.fromkeys(KINDS, 0)
         self.totals: dict[str, int] = dict.fromkeys(FLOWS, 0)
         self.keep_postings = keep_postings
+        self._kinds: dict[str, str] = {}  # account name -> kind, parsed once
         self.postings: list[Posting] = []
 
     def open(self, account: str) -> None:
@@ -85,7 +116,8 @@ class Ledger:
             self.open(from_account)
         if to_account not in balances:
             self.open(to_account)
-        fk, tk = _kind(from_account), _kind(to_account)
+        known = self._kinds
+        fk, tk = _kind(from_account, known), _kind(to_account, known)
         if fk == "client":
             balances[from_account] += amount
             kinds["client"] += amount
@@ -120,6 +152,7 @@ class Ledger:
         if self.balances.get(account):
             raise LedgerError(f"cannot close {account}: balance {self.balances[account]}")
         self.balances.pop(account, None)
+        self._kinds.pop(account, None)
 
     def fold(self, account: str) -> None:
         """Stop tracking an account one by one; its money stays in its kind's total.
@@ -128,6 +161,7 @@ class Ledger:
         not grow with the number of contracts; conservation is checked on kind totals anyway.
         """
         self.balances.pop(account, None)
+        self._kinds.pop(account, None)
 
     def check(self) -> None:
         """Raise LedgerError unless money is conserved and no kind of account is negative."""

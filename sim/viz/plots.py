@@ -399,7 +399,7 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     rt = _run(result, replication)
     if result.events_mode != "full":
         raise ValueError("the timeline needs the full event log (run with events='full')")
-    states: pd.DataFrame = rt.extra["states"]
+    states: pd.DataFrame = rt.states
     events = rt.events
     if contracts is None:
         if result.scenario.is_population:
@@ -959,9 +959,7 @@ def sankey(result: Result, replication: int = 0) -> Figure:
 @_literal
 def dispute_queue(result: Result) -> Figure:
     """Disputes waiting for a platform agent over time, one line per replication."""
-    queues = [
-        (rt.replication, rt.extra["dispute_queue"]) for rt in result.runs if "dispute_queue" in rt.extra
-    ]
+    queues = [(rt.replication, rt.dispute_queue) for rt in result.runs if rt.dispute_queue is not None]
     if not queues:
         raise ValueError("no dispute was queued in this run (or it ran with events='none')")
     fig = _figure()
@@ -1026,7 +1024,7 @@ def applicable(result: Result) -> list[str]:
         out.append("balances")
     if full and not rt.ledger.empty:
         out.append("flows")
-    if full and not result.scenario.is_population and len(rt.extra.get("states", ())):
+    if full and not result.scenario.is_population and len(rt.states):
         out.append("timeline")
     if not payment_times(result).empty:
         out.append("time_to_payment")
@@ -1037,7 +1035,7 @@ def applicable(result: Result) -> list[str]:
             out.append("sankey")
     except ValueError:
         pass
-    if any("dispute_queue" in r.extra for r in result.runs):
+    if any(r.dispute_queue is not None for r in result.runs):
         out.append("dispute_queue")
     return out
 

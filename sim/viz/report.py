@@ -23,6 +23,7 @@ import numpy as np
 from .. import __version__
 from ..analysis.tables import KPI_NAMES, MONEY_KPIS, flow_sums
 from ..core.units import format_duration
+from ..inputs.scenario import StateCheck
 from . import plots
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ def _fee_text(fee: dict[str, Any]) -> str:
     return _e(f"{fee.get('name', 'fee')}: {' '.join(parts)} on {fee.get('on')}, paid by {fee.get('payer')}")
 
 
-def _policy_section(result: Result) -> str:
+def _policy_section(result: Result, diagram: str | None = None) -> str:
     sc = result.scenario
     resolved = sc.policy.resolved()
     overridden = {str(k) for k, _ in sc.overrides}
@@ -227,7 +228,20 @@ def _policy_section(result: Result) -> str:
         f'<p class="note">The policy <code>{_e(sc.policy.policy)}</code> as this run used it, after '
         "<code>extends</code> and overrides.</p>"
     )
-    return f'<section id="policy"><h2>Policy</h2>{note}{_table(["key", "value"], rows, set())}</section>'
+    figure = ""
+    if diagram is not None:
+        from .policy_diagram import pack_mermaid
+
+        figure = (
+            f'<figure id="policy-diagram">{diagram}'
+            "<figcaption>Milestone states, the actions between them and each procedure's stages "
+            "(solid: an action or answer, dashed: a timer), from the transition table and this pack "
+            "(<code>policy_diagram.svg</code>). Mermaid text: <code>milestone-sim policies --diagram "
+            f"{_e(sc.policy.policy)}</code>.</figcaption></figure>"
+            f"<details><summary>Mermaid</summary><pre>{_e(pack_mermaid(sc.policy))}</pre></details>"
+        )
+    table = _table(["key", "value"], rows, set())
+    return f'<section id="policy"><h2>Policy</h2>{note}{figure}{table}</section>'
 
 
 def _kpi_section(result: Result) -> str:
@@ -348,7 +362,7 @@ def _accounts_table(result: Result) -> str:
     if led.empty:
         return ""
     bal: dict[str, int] = {}
-    for acct in result.runs[0].extra.get("accounts", []):
+    for acct in result.runs[0].accounts:
         bal[acct] = 0
     for frm, to, amt in zip(led["from_account"], led["to_account"], led["amount"], strict=True):
         amt = int(amt)
@@ -383,16 +397,16 @@ def _chart_section(result: Result, charts: list[tuple[str, str, bytes]]) -> str:
 
 def _expectation_text(exp: Expectation, result: Result) -> str:
     spec = exp.spec
-    if exp.kind == "state":
-        at = spec["at"]
+    if isinstance(spec, StateCheck):
+        at = spec.at
         bits = [f"at {'the end' if at == 'end' else format_duration(float(at))}:"]
-        for ref, state in spec.get("milestones", {}).items():
+        for ref, state in spec.milestones.items():
             bits.append(f"milestone {ref} is {state}")
-        for ref, state in spec.get("contracts", {}).items():
+        for ref, state in spec.contracts.items():
             bits.append(f"contract {ref} is {state}")
-        for acct, cents in spec.get("balances", {}).items():
+        for acct, cents in spec.balances.items():
             bits.append(f"balance {acct} = {_money(cents, result)}")
-        for flow, cents in spec.get("totals", {}).items():
+        for flow, cents in spec.totals.items():
             bits.append(f"total {flow} = {_money(cents, result)}")
         return bits[0] + " " + "; ".join(bits[1:])
     items = []
@@ -451,6 +465,17 @@ def render_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def render_svg(fig: Figure) -> str:
+    """The figure as an ``<svg>`` element to inline in HTML: no XML prologue, no date, fixed ids."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "milestone-sim", "svg.fonttype": "none"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
 def _chart_title(fig: Figure, name: str) -> str:
     title = fig._suptitle.get_text() if fig._suptitle is not None else ""
     if not title and fig.axes:
@@ -471,8 +496,8 @@ def write_charts(result: Result, out_dir: str | Path) -> list[tuple[str, str, by
     return written
 
 
-def render_html(result: Result, charts: list[tuple[str, str, bytes]]) -> str:
-    """The whole report as an HTML string (charts given as PNG bytes)."""
+def render_html(result: Result, charts: list[tuple[str, str, bytes]], diagram: str | None = None) -> str:
+    """The whole report as an HTML string (charts given as PNG bytes, the pack's diagram as SVG)."""
     sc = result.scenario
     nav = "".join(
         f'<a href="#{s}">{label}</a>'
@@ -495,7 +520,7 @@ def render_html(result: Result, charts: list[tuple[str, str, bytes]]) -> str:
         f"<style>{CSS}</style></head><body><main>",
         f'<header><h1>{_e(sc.title)}</h1><p class="meta">{meta}</p><nav>{nav}</nav></header>',
         _scenario_section(result),
-        _policy_section(result),
+        _policy_section(result, diagram),
         _kpi_section(result),
         _fund_flows_section(result),
         _chart_section(result, charts),
@@ -511,6 +536,10 @@ def write_report(result: Result, out_dir: str | Path) -> Path:
     """Write the applicable charts as PNG and a self-contained ``report.html``; return its path."""
     out = Path(out_dir)
     charts = write_charts(result, out)
+    from .policy_diagram import pack_figure
+
+    diagram = render_svg(pack_figure(result.scenario.policy))
+    (out / "policy_diagram.svg").write_text(diagram, encoding="utf-8", newline="\n")
     path = out / "report.html"
-    path.write_text(render_html(result, charts), encoding="utf-8", newline="\n")
+    path.write_text(render_html(result, charts, diagram), encoding="utf-8", newline="\n")
     return path

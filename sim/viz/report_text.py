@@ -37,12 +37,12 @@ def fund_flows(result: Result) -> str:
         rows.append(
             [
                 spec.id,
-                first.extra["contract_states"][spec.id],
+                (first.contract_states or {})[spec.id],
                 *(format_money(int(sums.get(f, 0)), d) for f in flows),
-                format_money(first.extra["escrow_by_contract"][spec.id], d),
+                format_money((first.escrow_by_contract or {})[spec.id], d),
             ]
         )
-    escrow = sum(first.extra["escrow_by_contract"].values())
+    escrow = sum((first.escrow_by_contract or {}).values())
     rows.append(["total", "", *(format_money(first.totals[f], d) for f in flows), format_money(escrow, d)])
     return f"Fund flows ({result.scenario.policy.currency})\n" + _table(rows, {2, 3, 4, 5, 6, 7})
 
