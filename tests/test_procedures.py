@@ -525,3 +525,12 @@ def test_a_pack_action_is_rejected_outside_its_states(tmp_path):
     last = ev.iloc[-1]
     assert (last["action"], last["outcome"], last["rule"]) == ("open_dispute", "rejected", "invalid_state")
     assert "covers one milestone" in last["message"]
+
+
+def test_a_misspelt_stage_key_gets_a_did_you_mean(tmp_path, capsys):
+    path = _pack(tmp_path, BAD_PROCEDURES["a stage that can never end"][0].replace("window: 5d", "windw: 5d"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6:" in err
+    assert "unknown key 'windw' (did you mean 'window'?)" in err
+    assert "allowed: answers, decision, fee, name, on_timeout, party, window" in err

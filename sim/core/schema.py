@@ -28,6 +28,9 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
         if isinstance(part, int):
             current = _unwrap_container(current)
             continue
+        if typing.get_origin(_unwrap(current)) is dict:  # a mapping of names to models (procedures)
+            current = _unwrap_container(current)
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         field = current.model_fields.get(part)
