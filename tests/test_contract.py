@@ -301,6 +301,18 @@ REJECTIONS = [
         client("respond", answer="accept"),
     ),
     (
+        "late_cancel",
+        "cancel late under a pack without late_cancel",
+        _book(active),
+        client("cancel_late", "m1"),
+    ),
+    (
+        "freelancer_cancel",
+        "the freelancer cancels under a pack without freelancer_cancel",
+        _book(active),
+        freelancer("cancel_milestone", "m1"),
+    ),
+    (
         "not_your_turn",
         "a party answers while the platform decides",
         _book(disputed),

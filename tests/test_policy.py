@@ -120,6 +120,9 @@ def test_rule_ids_are_those_of_format_md():
         # FORMAT section 7: procedures
         "procedure",
         "not_your_turn",
+        # issue 10: late cancellation (Fiverr) and the freelancer's cancel (Freelancer.com)
+        "late_cancel",
+        "freelancer_cancel",
     }
 
 

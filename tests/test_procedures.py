@@ -534,3 +534,15 @@ def test_a_misspelt_stage_key_gets_a_did_you_mean(tmp_path, capsys):
     assert f"{path}:6:" in err
     assert "unknown key 'windw' (did you mean 'window'?)" in err
     assert "allowed: answers, decision, fee, name, on_timeout, party, window" in err
+
+
+def test_upwork_2026_without_start_names_the_business_day_stage(tmp_path, capsys):
+    """Found by the fuzz test: a bd window inside a procedure crashed the start check."""
+    text = DISPUTE.replace("{more}", "").replace("start: 2026-03-02          # a Monday\n", "")
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "required key 'start' is missing" in err
+    assert "procedures.dispute.client_response.window is 5bd" in err
+    assert not (tmp_path / "out").exists()

@@ -353,6 +353,20 @@ class Model:
                 return {"not_your_turn"}
             if a.answer not in ("accept", "decline") or (a.answer == "decline" and not p.refund.dispute):
                 bad.add("procedure")
+        elif n == "cancel_late":  # the upwork packs have no late cancellation
+            need("active")
+            if not bad:
+                m = c.get(a.milestone)
+                if m is None or m.state != "funded":
+                    return {"invalid_state"}
+                return {"late_cancel"}
+        elif n == "cancel_milestone":  # ... nor a freelancer's cancel
+            need("active", "ended")
+            if not bad:
+                m = c.get(a.milestone)
+                if m is None or m.state not in ("funded", "submitted", "changes_requested"):
+                    return {"invalid_state"}
+                return {"freelancer_cancel"}
         elif n == "open":  # upwork's one procedure a party opens is the refund request
             if a.procedure != "escrow_refund" or a.actor != "client":
                 return {"procedure"}
@@ -1157,6 +1171,8 @@ RULE_CASES = {
     ),
     # FORMAT section 7: procedures
     "procedure": ("upwork", [[50_000]], [*OPEN, ("c1", C("open", procedure="arbitration"))]),
+    "late_cancel": ("upwork", [[50_000]], [*OPEN, ("c1", C("cancel_late", "m1"))]),
+    "freelancer_cancel": ("upwork", [[50_000]], [*OPEN, ("c1", F("cancel_milestone", "m1"))]),
     "not_your_turn": (
         "upwork",
         [[50_000]],

@@ -31,7 +31,7 @@ import pandas as pd
 from ..core.units import format_duration, format_money
 from ..engine.simulation import EVENT_COLUMNS, Simulation
 from ..machine.contract import TERMINAL
-from ..money.ledger import KINDS
+from ..money.ledger import FEE_FLOWS, KINDS
 
 
 def flow_sums(ledger: pd.DataFrame) -> pd.Series:
@@ -39,7 +39,7 @@ def flow_sums(ledger: pd.DataFrame) -> pd.Series:
     and a fee the platform returns (a posting from ``platform``) lowers the fees."""
     if ledger.empty:
         return pd.Series(dtype="int64")
-    flow = ledger["flow"].where(ledger["flow"] != "stage_fee", "fees")
+    flow = ledger["flow"].where(~ledger["flow"].isin(FEE_FLOWS), "fees")
     returned = (flow == "fees") & (ledger["from_account"] == "platform")
     amount = ledger["amount"].where(~returned, -ledger["amount"])
     return amount.groupby(flow).sum()

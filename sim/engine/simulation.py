@@ -32,7 +32,7 @@ from ..machine.contract import (
     apply,
     timer_is_stale,
 )
-from ..money.ledger import FLOWS, KINDS, Ledger
+from ..money.ledger import FLOWS, KINDS, OUT_OF_POCKET, Ledger
 from ..policy.calendar import Clock
 from ..policy.model import Policy
 from .environment import LATE, NORMAL, URGENT, Environment, Scheduled
@@ -439,7 +439,7 @@ class Simulation:
             led.post(now, frm, to, flow, amount, c.id, mid)
             # attribute every flow to a row of the milestones table (see RetiredMilestones.add)
             m = c.by_id.get(mid) if mid else None
-            if flow == "stage_fee":
+            if flow in OUT_OF_POCKET:
                 flow = "fees"
             if flow == "fees" and frm == "platform":
                 amount = -amount  # a fee returned

@@ -158,22 +158,14 @@ class Scenario:
 
 def start_missing(policy: Policy) -> str | None:
     """Why the scenario needs ``start:`` under this policy (business days), or None."""
-    keys = policy.business_day_keys()
-    if not keys:
+    found = policy.business_day_windows()
+    if not found:
         return None
-    windows = ", ".join(f"{k} is {policy_value(policy, k)}" for k in keys)
+    windows = ", ".join(f"{k} is {v}" for k, v in found.items())
     return (
         f"required key 'start' is missing: the policy counts business days ({windows}), so the "
         "scenario needs the calendar date of t = 0, e.g. start: 2026-01-05"
     )
-
-
-def policy_value(policy: Policy, key: str) -> Any:
-    """The value of a dotted policy key (``review.window``)."""
-    node: Any = policy
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
 
 
 def _bd_source(policy: Policy, raw_over: dict) -> Loc:

@@ -11,9 +11,20 @@ from __future__ import annotations
 
 from ..money.ledger import Transfer
 from ..policy.calendar import Clock
-from ..policy.model import Policy
+from ..policy.model import Policy, show_duration
 from . import procedures as proc
-from .effects import close, funding_fees, money, refund_all, release
+from .effects import (
+    close,
+    fund_milestone,
+    funding_fees,
+    holding,
+    money,
+    next_planned,
+    refund,
+    refund_all,
+    refunded_amount,
+    release,
+)
 from .guards import live_position
 from .records import STALE, Contract, Emitted, Milestone, Outcome, Rejected, Timer
 from .vocabulary import Action
@@ -67,19 +78,35 @@ def accept_offer(
 ) -> Outcome:
     c.state = "active"
     c.offer_gen += 1
-    return Outcome(True, events=[Emitted(a.actor, "accept_offer", "", 0, "contract active", [])])
+    live = [x for x in c.milestones if not x.deleted]
+    postings = []
+    total = sum(x.amount for x in live)
+    for fee in policy.fees:  # fees on acceptance: the contract's total (Freelancer.com's project fees)
+        value = fee.amount_on(total) if fee.on == "acceptance" else 0
+        if value and fee.payer == "client":
+            postings.append(Transfer(c.client_account, "platform", "fees", value, ""))
+        elif value:  # the freelancer pays it out of pocket, before any release
+            account = f"freelancer:{c.freelancer}:available"
+            postings.append(Transfer(account, "platform", "acceptance_fee", value, ""))
+    note = "contract active"
+    if postings:
+        note += f"; acceptance fees {money(policy, sum(p.amount for p in postings))}"
+    amount = 0
+    if policy.milestones.funding == "all_upfront":  # every milestone is funded with the acceptance
+        planned = [x for x in live if x.state == "planned"]
+        for x in planned:
+            funded, _credit = fund_milestone(policy, c, x, now)
+            postings += funded
+            amount += x.amount
+        if planned:
+            note += f"; {len(planned)} milestone(s), {money(policy, amount)}, funded upfront"
+    # one event: the ledger must see the fundings with the state change (escrow is checked per event)
+    return Outcome(True, events=[Emitted(a.actor, "accept_offer", "", amount, note, postings)])
 
 
 def fund(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
     assert m is not None
-    from_credit = min(c.credit, m.amount)
-    charge = m.amount - from_credit
-    postings = [Transfer(c.client_account, c.escrow_account, "funded", charge, m.id)]
-    postings.extend(funding_fees(policy, c, charge, m.id))
-    c.credit -= from_credit
-    m.escrowed = m.amount
-    m.state = "funded"
-    m.funded_at = now
+    postings, from_credit = fund_milestone(policy, c, m, now)
     note = f"funded {money(policy, m.amount)}"
     if from_credit:
         note += f" ({money(policy, from_credit)} from contract credit)"
@@ -97,7 +124,11 @@ def submit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: flo
     timers = []
     if policy.review.on_timeout == "approve":
         timers.append(Timer(policy.review.window, Action("platform", "auto_approve", m.id, gen=m.gen)))
-    note = f"submission {m.submissions}; review window ends in {clock.describe(now, policy.review.window)}"
+    if policy.review.on_timeout == "approve":
+        window = clock.describe(now, policy.review.window)
+        note = f"submission {m.submissions}; review window ends in {window}"
+    else:  # nothing happens at the window's end: only the client releases
+        note = f"submission {m.submissions}; the client releases it (silence releases nothing)"
     return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
 
 
@@ -117,7 +148,30 @@ def approve(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: fl
     else:
         note = "released in full"
     note = "; ".join([note, *notes])
+    timers += _fund_next_timer(policy, m)
     return Outcome(True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers)
+
+
+def _fund_next_timer(policy: Policy, released: Milestone) -> list[Timer]:
+    """``milestones.auto_fund_next``: charge the next milestone, at once, after this release."""
+    if not policy.milestones.auto_fund_next:
+        return []
+    return [Timer(0.0, Action("platform", "fund_next", released.id))]
+
+
+def fund_next(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """The next planned milestone is charged because the one before it was released."""
+    nxt = next_planned(c)
+    if c.state != "active" or c.procedure is not None or nxt is None:
+        return STALE
+    if policy.milestones.funding == "one_at_a_time" and holding(c):
+        return STALE
+    postings, _credit = fund_milestone(policy, c, nxt, now)
+    note = f"funded {money(policy, nxt.amount)} automatically after {a.milestone} was released"
+    ev = Emitted("platform", "fund", nxt.id, nxt.amount, note, postings, ("milestones.auto_fund_next",))
+    return Outcome(True, events=[ev])
 
 
 def review_timer_is_stale(c: Contract, a: Action) -> bool:
@@ -138,6 +192,7 @@ def auto_approve(
     release(policy, c, m, amount, postings, timers, notes)
     close(m, "released", "auto_approved", now)
     note = "; ".join(["review window ended without a decision; released in full", *notes])
+    timers += _fund_next_timer(policy, m)
     return Outcome(
         True, events=[Emitted("platform", "auto_approve", m.id, amount, note, postings)], timers=timers
     )
@@ -215,6 +270,30 @@ def reorder_milestones(
     order = list(a.order or ())
     c.milestones = [c.by_id[i] for i in order] + [x for x in c.milestones if x.deleted]
     return Outcome(True, events=[Emitted(a.actor, "reorder_milestones", "", 0, " > ".join(order), [])])
+
+
+def cancel_late(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``late_cancel``: the client takes back a milestone whose delivery is very late."""
+    assert m is not None and policy.late_cancel is not None
+    postings = refund(c, [m], False, now, "refunded")
+    late = show_duration(policy.late_cancel.after_due)
+    note = f"cancelled: no submission {late} after the due date; escrow returned to the client"
+    return Outcome(
+        True, events=[Emitted(a.actor, "cancel_late", m.id, refunded_amount(postings), note, postings)]
+    )
+
+
+def cancel_milestone(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``freelancer_cancel``: the freelancer returns a funded milestone's escrow to the client."""
+    assert m is not None
+    postings = refund(c, [m], False, now, "refunded")
+    note = "cancelled by the freelancer; escrow returned to the client"
+    ev = Emitted(a.actor, "cancel_milestone", m.id, refunded_amount(postings), note, postings)
+    return Outcome(True, events=[ev])
 
 
 def end_contract(

@@ -72,7 +72,7 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
             if t.milestone_states is not None:
                 need_milestone(m, t.milestone_states, t.milestone_what)
         for guard in t.guards:
-            guard.check(policy, c, action, m)
+            guard.check(policy, c, action, m, now)
         out = t.effect(policy, c, action, m, now, clock)
     except Rejected as rej:
         keys = RULE_KEYS.get(rej.rule, ())
@@ -212,6 +212,8 @@ def _note_client_paid(policy: Policy, c: Contract, ev: Emitted) -> None:
     if not paid or (paid == ev.amount and not fees):
         return
     text = f"client paid {money(policy, paid)}"
-    if fees:
+    if fees and fees == paid:
+        text += " in fees"
+    elif fees:
         text += f" ({money(policy, paid - fees)} + {money(policy, fees)} fees)"
     ev.message = f"{ev.message}; {text}" if ev.message else text

@@ -53,9 +53,7 @@ def fees(
         return out
     for fee in policy.fees:
         if fee.on == on:
-            value = percent_of(amount, fee.percent, fee.rounding) if fee.percent else 0
-            if fee.fixed:
-                value += fee.fixed
+            value = fee.amount_on(amount)
             if value:
                 out.append((fee.payer, value))
     return out
@@ -67,10 +65,15 @@ def funding_fees(policy: Policy, c: Contract, charge: int, mid: str) -> list[Tra
     The contract's first funding also pays the ``first_funding`` fees (once per contract, even
     when credit covers it); a refundable one is remembered so it can be returned.
     """
-    out = [
-        Transfer(c.client_account, "platform", "fees", fee, mid)
-        for payer, fee in fees(policy, "funding", charge)
-    ]
+    out = []
+    m = c.by_id.get(mid)
+    for fee in policy.fees:
+        if fee.on == "funding":
+            value = fee.amount_on(charge)
+            if value:
+                out.append(Transfer(c.client_account, "platform", "fees", value, mid))
+                if fee.refundable and m is not None:
+                    m.refundable_fees += value
     if not c.first_funded:
         c.first_funded = True
         for fee in policy.fees:
@@ -189,6 +192,9 @@ def refund(
     postings = []
     for m in milestones:
         postings.append(Transfer(c.escrow_account, c.client_account, "refunded", m.escrowed, m.id))
+        if m.refundable_fees:  # a refundable fee goes back with the money it was charged on
+            postings.append(Transfer("platform", c.client_account, "fees", m.refundable_fees, m.id))
+            m.refundable_fees = 0
         m.refunded += m.escrowed
         m.escrowed = 0
         m.gen += 1
@@ -199,8 +205,31 @@ def refund(
     return postings
 
 
+def refunded_amount(postings: list[Transfer]) -> int:
+    """The escrow a list of postings returns to the client (fees returned with it excluded)."""
+    return sum(p.amount for p in postings if p.flow == "refunded")
+
+
 def refund_all(c: Contract, now: float, actor: str, action: str, note: str) -> Emitted:
     """Return all escrow of the contract to the client; funded milestones become refunded."""
     postings = refund(c, holding(c), True, now, "refunded")
-    total = sum(p.amount for p in postings)
+    total = refunded_amount(postings)
     return Emitted(actor, action, "", total, note, postings)
+
+
+def fund_milestone(policy: Policy, c: Contract, m: Milestone, now: float) -> tuple[list[Transfer], int]:
+    """Put ``m``'s amount in escrow, contract credit first; the postings and the credit used."""
+    from_credit = min(c.credit, m.amount)
+    charge = m.amount - from_credit
+    postings = [Transfer(c.client_account, c.escrow_account, "funded", charge, m.id)]
+    postings.extend(funding_fees(policy, c, charge, m.id))
+    c.credit -= from_credit
+    m.escrowed = m.amount
+    m.state = "funded"
+    m.funded_at = now
+    return postings, from_credit
+
+
+def next_planned(c: Contract) -> Milestone | None:
+    """The first live milestone still planned, in the contract's order."""
+    return next((m for m in c.milestones if not m.deleted and m.state == "planned"), None)

@@ -17,7 +17,7 @@ from .effects import check_minimum, holding, money
 from .records import Contract, Milestone, Rejected
 from .vocabulary import TERMINAL, Action
 
-Check = Callable[[Policy, Contract, Action, "Milestone | None"], None]
+Check = Callable[[Policy, Contract, Action, "Milestone | None", float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,26 +31,26 @@ class Guard:
     doc: str
 
 
-def _has_milestones(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _has_milestones(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if not any(not x.deleted for x in c.milestones):
         raise Rejected("invalid_state", "an offer needs at least one milestone")
 
 
-def _offer_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _offer_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     low = [x for x in c.milestones if not x.deleted and x.amount < policy.milestones.minimum_amount]
     if low:
         names = ", ".join(f"{x.id} ({money(policy, x.amount)})" for x in low)
         check_minimum(policy, low[0].amount, f"offer rejected: {names} below the minimum of " + "{minimum}")
 
 
-def _no_procedure(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _no_procedure(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if c.procedure is not None:
         if c.procedure.name == "escrow_refund":
             raise Rejected("invalid_state", "cannot fund while a refund request is pending")
         raise Rejected("invalid_state", f"cannot fund while {c.procedure.name} is open")
 
 
-def _one_at_a_time(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _one_at_a_time(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if policy.milestones.funding == "one_at_a_time":
         busy = [x.id for x in holding(c)]
         if busy:
@@ -61,7 +61,7 @@ def _one_at_a_time(policy: Policy, c: Contract, a: Action, m: Milestone | None) 
             )
 
 
-def _funding_order(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _funding_order(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if policy.milestones.funding_order == "sequential":
         nxt = next(x for x in c.milestones if not x.deleted and x.state == "planned")
         assert m is not None
@@ -69,12 +69,12 @@ def _funding_order(policy: Policy, c: Contract, a: Action, m: Milestone | None) 
             raise Rejected("funding_order", f"cannot fund {m.id}: {nxt.id} is the next milestone in order")
 
 
-def _fund_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _fund_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     check_minimum(policy, m.amount, f"cannot fund {m.id} with " + "{amount}: the minimum is {minimum}")
 
 
-def _partial_release(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _partial_release(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     if a.amount is not None and a.amount < m.escrowed and not policy.release.partial:
         raise Rejected(
@@ -84,7 +84,7 @@ def _partial_release(policy: Policy, c: Contract, a: Action, m: Milestone | None
         )
 
 
-def _bonus(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _bonus(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     if a.amount is not None and a.amount > m.escrowed and not policy.release.bonus:
         raise Rejected(
@@ -94,7 +94,7 @@ def _bonus(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
         )
 
 
-def _change_limit(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _change_limit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     limit = policy.review.max_change_requests
     if limit is not None and m.change_requests >= limit:
@@ -104,13 +104,13 @@ def _change_limit(policy: Policy, c: Contract, a: Action, m: Milestone | None) -
         )
 
 
-def _new_id(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _new_id(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     mid = a.milestone or ""
     if mid in c.by_id:
         raise Rejected("invalid_state", f"milestone {mid} already exists in contract {c.id}")
 
 
-def _add_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _add_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     check_minimum(
         policy,
         a.amount or 0,
@@ -124,14 +124,14 @@ def live_position(c: Contract, a: Action) -> int:
     return live if a.position is None else a.position
 
 
-def _position_range(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _position_range(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     live = sum(1 for x in c.milestones if not x.deleted)
     position = live_position(c, a)
     if position < 0 or position > live:
         raise Rejected("invalid_state", f"position {position} is outside 0..{live}")
 
 
-def _position_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _position_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if "order" not in policy.milestones.active_locked:
         return
     position = live_position(c, a)
@@ -145,13 +145,13 @@ def _position_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) 
         )
 
 
-def _editable(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _editable(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     if m.state in TERMINAL:
         raise Rejected("invalid_state", f"milestone {m.id} is {m.state} and can no longer change")
 
 
-def _edit_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _edit_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     if m.state == "planned":
         return
@@ -164,18 +164,18 @@ def _edit_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> N
         raise Rejected("invalid_state", f"milestone {m.id} is {m.state}; its amount cannot change now")
 
 
-def _edit_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _edit_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if a.amount is not None:
         check_minimum(policy, a.amount, "{amount} is below the minimum of {minimum}")
 
 
-def _deletable(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _deletable(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     if m.state in TERMINAL:
         raise Rejected("invalid_state", f"milestone {m.id} is {m.state} and cannot be deleted")
 
 
-def _delete_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _delete_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert m is not None
     if m.state == "planned":
         return
@@ -185,7 +185,7 @@ def _delete_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) ->
         raise Rejected("invalid_state", f"milestone {m.id} is {m.state} and cannot be deleted")
 
 
-def _order_complete(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _order_complete(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     live = [x for x in c.milestones if not x.deleted]
     order = list(a.order or ())
     if sorted(order) != sorted(x.id for x in live):
@@ -195,7 +195,7 @@ def _order_complete(policy: Policy, c: Contract, a: Action, m: Milestone | None)
         )
 
 
-def _order_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _order_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     if "order" not in policy.milestones.active_locked:
         return
     order = list(a.order or ())
@@ -205,7 +205,7 @@ def _order_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> 
 
 
 def _refund_pending(what: str) -> Check:
-    def check(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+    def check(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
         p = c.procedure
         if p is None or p.name != "escrow_refund" or p.awaiting_platform:
             raise Rejected("invalid_state", f"cannot {what}: no refund request is awaiting an answer")
@@ -213,11 +213,35 @@ def _refund_pending(what: str) -> Check:
     return check
 
 
-def _may_dispute(policy: Policy, c: Contract, a: Action, m: Milestone | None) -> None:
+def _may_dispute(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     assert c.procedure is not None
     stage = policy.all_procedures[c.procedure.name].stages[c.procedure.stage]
     if "decline" not in stage.answers:
         raise Rejected("dispute", "this policy does not let the freelancer dispute a refund request")
+
+
+def _late_enough(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    assert m is not None
+    rule = policy.late_cancel
+    if rule is None:
+        raise Rejected("late_cancel", "this policy has no cancellation of late milestones (late_cancel)")
+    if m.first_submitted_at is not None:
+        raise Rejected("late_cancel", f"milestone {m.id} was submitted; it is not late any more")
+    if m.due is None:
+        raise Rejected("late_cancel", f"milestone {m.id} has no due date, so it is never late")
+    if now < m.due + rule.after_due - 1e-9:
+        raise Rejected(
+            "late_cancel",
+            f"milestone {m.id} may be cancelled from "
+            f"{m.due + rule.after_due:g}d ({rule.after_due:g}d after its due date {m.due:g}d)",
+        )
+
+
+def _freelancer_may_cancel(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0
+) -> None:
+    if not policy.freelancer_cancel:
+        raise Rejected("freelancer_cancel", "this policy does not let the freelancer cancel a milestone")
 
 
 MINIMUM = ("milestones.minimum_amount",)
@@ -266,3 +290,17 @@ REFUND_PENDING_DISPUTE = Guard(
     "refund_pending", "invalid_state", (), _refund_pending("dispute"), "a refund request waits"
 )
 MAY_DISPUTE = Guard("may_dispute", "dispute", ("refund.dispute",), _may_dispute, "the policy allows disputes")
+LATE_ENOUGH = Guard(
+    "late_enough",
+    "late_cancel",
+    ("late_cancel.after_due",),
+    _late_enough,
+    "no submission long after the due date",
+)
+FREELANCER_MAY_CANCEL = Guard(
+    "freelancer_may_cancel",
+    "freelancer_cancel",
+    ("freelancer_cancel",),
+    _freelancer_may_cancel,
+    "the policy allows it",
+)

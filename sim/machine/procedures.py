@@ -12,7 +12,17 @@ from ..money.ledger import Transfer
 from ..policy.calendar import Clock
 from ..policy.model import Policy
 from ..policy.procedures import ByActed, Goto, Procedure, Stage
-from .effects import close, holding, milestone, money, need_contract, need_milestone, pay_freelancer, refund
+from .effects import (
+    close,
+    holding,
+    milestone,
+    money,
+    need_contract,
+    need_milestone,
+    pay_freelancer,
+    refund,
+    refunded_amount,
+)
 from .records import STALE, Contract, Emitted, OpenProcedure, Outcome, Rejected, Timer
 from .vocabulary import REVIEWABLE, Action
 
@@ -425,7 +435,7 @@ def refund_covered(
     """Return everything the procedure covers to the client and close it."""
     postings = refund(c, [c.by_id[mid] for mid in proc.milestones], proc.include_credit, now, outcome)
     _close_procedure(c)
-    total = sum(p.amount for p in postings)
+    total = refunded_amount(postings)
     return Emitted(actor, event, _mid(proc), total, "escrow returned to the client", postings, keys)
 
 

@@ -33,6 +33,7 @@ class Milestone:
     deleted: bool = False
     funded: int = 0  # paid into escrow for this milestone (the ``funded`` postings naming it)
     fees: int = 0  # fees of postings naming it
+    refundable_fees: int = 0  # refundable funding fees paid for it, returned if it is refunded in full
 
 
 @dataclass(slots=True)

@@ -103,6 +103,13 @@ TABLE: tuple[Transition, ...] = (
     T("dispute", ("freelancer",), fx.dispute, "answer decline to the refund request (a dispute)", ANSWERABLE,
       "dispute", guards=(g.REFUND_PENDING_DISPUTE, g.MAY_DISPUTE), keys=("refund.dispute",),
       to_state="disputed", enabled=lambda p: p.refund.dispute),
+    T("cancel_late", ("client",), fx.cancel_late, "cancel a very late milestone; its escrow comes back",
+      ("active",), "cancel a late milestone", "required", ("funded",), "cancel", (g.LATE_ENOUGH,), MS, MS,
+      ("late_cancel.after_due",), "refunded", enabled=lambda p: p.late_cancel is not None),
+    T("cancel_milestone", ("freelancer",), fx.cancel_milestone, "give a funded milestone's escrow back",
+      ("active", "ended"), "cancel a milestone", "required", ("funded", "submitted", "changes_requested"),
+      "cancel", (g.FREELANCER_MAY_CANCEL,), MS, MS, ("freelancer_cancel",), "refunded",
+      enabled=lambda p: p.freelancer_cancel),
     T("end_contract", PARTIES, fx.end_contract, "end the contract; escrow stays until refunded or released",
       ("active",), "end the contract"),
     T("respond", PARTIES, fx.respond, "answer the open procedure's stage", args=("answer", "procedure"),
@@ -142,6 +149,8 @@ TABLE: tuple[Transition, ...] = (
     T("fee_returned", ("platform",), fx.funds_available, "a refundable fee goes back", automatic=True),
     T("all_paid", ("platform",), fx.stage_timeout, "every party paid the stage's fee: it moves on",
       automatic=True),
+    T("fund_next", ("platform",), fx.fund_next, "charge the next milestone after a release",
+      keys=("milestones.auto_fund_next",), automatic=True),
 )  # fmt: skip
 
 BY_NAME: dict[str, Transition] = {t.action: t for t in TABLE}

@@ -19,6 +19,11 @@ from typing import NamedTuple
 
 #: cumulative flows reported as totals (FORMAT.md section 3)
 FLOWS = ("funded", "released", "bonus", "refunded", "fees")
+#: fees a party pays out of pocket (a freelancer's balance may go below zero by them): a
+#: procedure's stage fee, a fee on acceptance; each counts in the ``fees`` total
+OUT_OF_POCKET = ("stage_fee", "acceptance_fee")
+#: every flow that is a fee
+FEE_FLOWS = ("fees", *OUT_OF_POCKET)
 #: account kinds whose balances are tracked over time
 KINDS = ("client", "escrow", "freelancer_pending", "freelancer_available", "platform")
 
@@ -123,7 +128,7 @@ class Ledger:
             kinds["client"] += amount
         else:
             left = balances[from_account] - amount
-            if left < 0 and flow != "stage_fee":  # only a stage fee may be paid out of pocket
+            if left < 0 and flow not in OUT_OF_POCKET:  # only these fees may be paid out of pocket
                 raise LedgerError(
                     f"{from_account} would go negative ({left}) moving {amount} to {to_account} "
                     f"at t={time} ({contract}/{milestone})"
@@ -139,7 +144,7 @@ class Ledger:
         else:
             balances[to_account] += amount
             kinds[tk] += amount
-        if flow == "stage_fee":  # a procedure's fee (an arbitration fee) is a fee like the others
+        if flow in OUT_OF_POCKET:  # a fee paid out of pocket is a fee like the others
             flow = "fees"
         if flow in self.totals:
             # a fee the platform returns lowers the fees collected

@@ -31,6 +31,7 @@ from ..core.units import (
     CURRENCY_DIGITS,
     ROUNDING_MODES,
     format_money,
+    percent_of,
 )
 from ..core.yamlio import (
     Doc,
@@ -49,6 +50,7 @@ from .procedures import check as check_procedures
 from .procedures import resolved as resolved_procedures
 from .values import (
     Date,
+    Duration,
     LockedPart,
     Money,
     Percent,
@@ -73,6 +75,8 @@ RULE_IDS = (
     "insufficient_escrow",
     "procedure",
     "not_your_turn",
+    "late_cancel",
+    "freelancer_cancel",
 )
 
 
@@ -80,9 +84,19 @@ class MilestoneRules(RulesModel):
     """What a milestone may be and how milestones are funded."""
 
     minimum_amount: Money
-    funding: Literal["one_at_a_time", "any_number"] = "one_at_a_time"
+    #: one_at_a_time | any_number | all_upfront (every milestone funded when the offer is accepted)
+    funding: Literal["one_at_a_time", "any_number", "all_upfront"] = "one_at_a_time"
     funding_order: Literal["sequential", "any"] = "sequential"
     active_locked: frozenset[LockedPart] = frozenset({"amount", "due_date", "order", "delete"})
+    #: charge the next planned milestone when one is released (Fiverr's milestone orders)
+    auto_fund_next: StrictBool = False
+
+
+class LateCancel(RulesModel):
+    """The client may cancel a milestone whose first submission is this late (``cancel_late``)."""
+
+    after_due: Duration
+    outcome: Literal["refund"] = "refund"
 
 
 class ReviewRules(RulesModel):
@@ -162,16 +176,25 @@ class CalendarRules(RulesModel):
 class Fee(RulesModel):
     """A platform fee: a percentage (and/or a fixed amount) of a flow, paid by one party.
 
-    ``on: first_funding`` is charged once per contract, with its first funding (Upwork's Contract
-    Initiation Fee); ``refundable: true`` returns it when the contract closes having released
-    nothing (every cent refunded).
+    ``on``: ``funding`` (what the client pays into escrow), ``release`` and ``bonus`` (what the
+    freelancer receives), ``first_funding`` (once per contract, with its first funding: Upwork's
+    Contract Initiation Fee) or ``acceptance`` (the contract's total when the offer is accepted:
+    Freelancer.com's project fees; a freelancer pays it out of pocket). ``minimum``/``maximum``
+    bound the percentage part ("3% or $3, whichever is greater"); ``below``/``above`` charge the
+    fee only on flows under/over an amount (a small-order fee). ``refundable: true`` returns the
+    fee with the money it was charged on: a funding fee when that milestone is refunded in full,
+    a first_funding fee when the contract closes having released nothing.
     """
 
     name: StrictStr
     payer: Literal["client", "freelancer"]
-    on: Literal["funding", "release", "bonus", "first_funding"]
+    on: Literal["funding", "release", "bonus", "first_funding", "acceptance"]
     percent: Percent = Decimal(0)
     fixed: Money | None = None
+    minimum: Money | None = None
+    maximum: Money | None = None
+    below: Money | None = None
+    above: Money | None = None
     rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
     refundable: StrictBool = False
 
@@ -179,9 +202,28 @@ class Fee(RulesModel):
     def _funding_fees_are_the_clients(self) -> Fee:
         if self.on in ("funding", "first_funding") and self.payer != "client":
             raise ValueError(f"a fee on {self.on} is paid by the client (payer: client)")
-        if self.refundable and self.on != "first_funding":
-            raise ValueError("refundable is supported for fees on first_funding only")
+        if self.refundable and self.on not in ("first_funding", "funding"):
+            raise ValueError("refundable is supported for fees on funding and first_funding")
+        if (self.minimum is not None or self.maximum is not None) and not self.percent:
+            raise ValueError("minimum and maximum bound a percentage: give percent")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("the fee's minimum is more than its maximum: no amount satisfies both")
+        if self.below is not None and self.above is not None and self.below <= self.above:
+            raise ValueError("below must be more than above, or no flow is charged")
         return self
+
+    def amount_on(self, flow: int) -> int:
+        """This fee on a flow of ``flow`` minor units (0 when its below/above exclude it)."""
+        if flow <= 0 or (self.below is not None and flow >= self.below):
+            return 0
+        if self.above is not None and flow <= self.above:
+            return 0
+        part = percent_of(flow, self.percent, self.rounding) if self.percent else 0
+        if self.minimum is not None:
+            part = max(part, self.minimum)
+        if self.maximum is not None:
+            part = min(part, self.maximum)
+        return part + (self.fixed or 0)
 
 
 class Policy(RulesModel):
@@ -201,6 +243,9 @@ class Policy(RulesModel):
     calendar: CalendarRules = CalendarRules()
     procedures: dict[StrictStr, Procedure] = Field(default_factory=dict)
     dormancy: Dormancy | None = None
+    late_cancel: LateCancel | None = None
+    #: the freelancer may return a funded milestone's escrow at once (``cancel_milestone``)
+    freelancer_cancel: StrictBool = False
     _all: dict[str, Procedure] = PrivateAttr(default_factory=dict)
     _openers: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -253,7 +298,11 @@ class Policy(RulesModel):
 
     def business_day_keys(self) -> list[str]:
         """The dotted keys of the windows written in business days (``review.window``)."""
-        windows = {
+        return list(self.business_day_windows())
+
+    def business_day_windows(self) -> dict[str, BusinessDays]:
+        """Each window written in business days, by its dotted key."""
+        windows: dict[str, Any] = {
             "review.window": self.review.window,
             "refund.response_window": self.refund.response_window,
             "offer.expires_after": self.offer.expires_after,
@@ -261,12 +310,15 @@ class Policy(RulesModel):
         }
         for pname, proc in self.procedures.items():
             for stage in proc.stages:
-                values = stage.window.values() if isinstance(stage.window, dict) else [stage.window]
-                if any(isinstance(w, BusinessDays) for w in values):
-                    windows[f"procedures.{pname}.{stage.name}.window"] = BusinessDays(0)
+                key = f"procedures.{pname}.{stage.name}.window"
+                if isinstance(stage.window, dict):
+                    for party, w in stage.window.items():
+                        windows[f"{key}.{party}"] = w
+                else:
+                    windows[key] = stage.window
         if self.dormancy is not None:
             windows["dormancy.after"] = self.dormancy.after
-        return [k for k, v in windows.items() if isinstance(v, BusinessDays)]
+        return {k: v for k, v in windows.items() if isinstance(v, BusinessDays)}
 
     @property
     def digits(self) -> int:
@@ -291,6 +343,7 @@ class Policy(RulesModel):
                 "funding": m.funding,
                 "funding_order": m.funding_order,
                 "active_locked": sorted(m.active_locked),
+                **({"auto_fund_next": True} if m.auto_fund_next else {}),
             },
             "review": {
                 "window": show_duration(self.review.window),
@@ -319,6 +372,11 @@ class Policy(RulesModel):
                     "percent": str(f.percent),
                     "fixed": None if f.fixed is None else format_money(f.fixed, d),
                     "rounding": f.rounding,
+                    **{
+                        k: format_money(getattr(f, k), d)
+                        for k in ("minimum", "maximum", "below", "above")
+                        if getattr(f, k) is not None
+                    },
                     **({"refundable": True} if f.refundable else {}),
                 }
                 for f in self.fees
@@ -328,6 +386,13 @@ class Policy(RulesModel):
             out["calendar"] = self.calendar.resolved()
         if self.procedures:
             out["procedures"] = resolved_procedures(self.procedures, d)
+        if self.late_cancel is not None:
+            out["late_cancel"] = {
+                "after_due": show_duration(self.late_cancel.after_due),
+                "outcome": self.late_cancel.outcome,
+            }
+        if self.freelancer_cancel:
+            out["freelancer_cancel"] = True
         if self.dormancy is not None:
             out["dormancy"] = {
                 "after": show_duration(self.dormancy.after),

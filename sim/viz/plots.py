@@ -34,6 +34,7 @@ from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..core.units import format_duration
+from ..money.ledger import FEE_FLOWS
 from ..policy.calendar import Clock
 from ..policy.model import show_duration
 
@@ -235,7 +236,7 @@ def _step_to_end(times: np.ndarray, values: np.ndarray, end: float) -> tuple[np.
 
 def _cumulative(ledger: pd.DataFrame, flow: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
     if flow == "fees":  # stage fees count as fees; a fee the platform returns counts against them
-        named = ledger["flow"].where(ledger["flow"] != "stage_fee", "fees")
+        named = ledger["flow"].where(~ledger["flow"].isin(FEE_FLOWS), "fees")
         rows = ledger[named == "fees"]
         rows = rows.assign(amount=rows["amount"].where(rows["from_account"] != "platform", -rows["amount"]))
     else:
@@ -248,7 +249,7 @@ def _cumulative(ledger: pd.DataFrame, flow: str, scale: float) -> tuple[np.ndarr
 
 def _client_fees(ledger: pd.DataFrame) -> int:
     """Fees the clients paid, less those the platform returned to them."""
-    fee = ledger["flow"].isin(("fees", "stage_fee"))
+    fee = ledger["flow"].isin(FEE_FLOWS)
     paid = ledger[fee & ledger["from_account"].str.startswith("client:")]["amount"].sum()
     back = ledger[
         fee & (ledger["from_account"] == "platform") & ledger["to_account"].str.startswith("client:")
