@@ -102,7 +102,7 @@ TABLE: tuple[Transition, ...] = (
       ANSWERABLE, "answer a refund request", guards=(g.REFUND_PENDING_APPROVE,), to_state="refunded"),
     T("dispute", ("freelancer",), fx.dispute, "answer decline to the refund request (a dispute)", ANSWERABLE,
       "dispute", guards=(g.REFUND_PENDING_DISPUTE, g.MAY_DISPUTE), keys=("refund.dispute",),
-      to_state="disputed", enabled=lambda p: p.refund.dispute),
+      to_state="disputed", enabled=lambda p: p.refund is not None and p.refund.dispute),
     T("cancel_late", ("client",), fx.cancel_late, "cancel a very late milestone; its escrow comes back",
       ("active",), "cancel a late milestone", "required", ("funded",), "cancel", (g.LATE_ENOUGH,), MS, MS,
       ("late_cancel.after_due",), "refunded", enabled=lambda p: p.late_cancel is not None),

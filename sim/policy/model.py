@@ -236,7 +236,9 @@ class Policy(RulesModel):
     milestones: MilestoneRules
     review: ReviewRules
     release: ReleaseRules = ReleaseRules()
-    refund: RefundRules
+    #: the article's refund request and dispute (a shorthand for two procedures); a pack whose
+    #: own procedures take their place writes ``refund: null``
+    refund: RefundRules | None
     offer: OfferRules = OfferRules()
     hold: HoldRules = HoldRules()
     fees: tuple[Fee, ...] = ()
@@ -304,7 +306,7 @@ class Policy(RulesModel):
         """Each window written in business days, by its dotted key."""
         windows: dict[str, Any] = {
             "review.window": self.review.window,
-            "refund.response_window": self.refund.response_window,
+            "refund.response_window": self.refund.response_window if self.refund else None,
             "offer.expires_after": self.offer.expires_after,
             "hold.after_release": self.hold.after_release,
         }
@@ -351,7 +353,9 @@ class Policy(RulesModel):
                 "max_change_requests": self.review.max_change_requests,
             },
             "release": self.release.model_dump(),
-            "refund": {
+            "refund": None
+            if self.refund is None
+            else {
                 "response_window": show_duration(self.refund.response_window),
                 "on_timeout": self.refund.on_timeout,
                 "dispute": self.refund.dispute,

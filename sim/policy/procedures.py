@@ -215,7 +215,10 @@ class Dormancy(RulesModel):
 
 
 def shorthand(refund: Any) -> dict[str, Procedure]:
-    """The ``refund:`` section as the article's two procedures: escrow_refund and dispute."""
+    """The ``refund:`` section as the article's two procedures: escrow_refund and dispute (none
+    when the pack has no ``refund:`` section)."""
+    if refund is None:
+        return {}
     answers: dict[str, Any] = {"accept": "refund"}
     if refund.dispute:
         answers["decline"] = Goto(procedure="dispute")

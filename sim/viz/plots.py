@@ -412,7 +412,10 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
         raise ValueError("no contracts to draw")
     pol = result.scenario.policy
     clock = Clock(pol.calendar.calendar(), result.scenario.start)
-    review, refund = pol.review.window, pol.refund.response_window  # days, or business days
+    # the windows that end in an automatic decision: none for review.on_timeout: nothing, and
+    # the refund window only where the pack has the refund: shorthand (days, or business days)
+    review = pol.review.window if pol.review.on_timeout == "approve" else None
+    refund = pol.refund.response_window if pol.refund is not None else None
     ms = rt.milestones
     d = result.digits
 
@@ -440,10 +443,10 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
     windows: list[tuple[int, float, float, float, str]] = []
     for (cid, mid), grp in sel.groupby(["contract", "milestone"], sort=False):
         for start, stop, state in _segments(grp, horizon):
-            if state == "submitted":
+            if state == "submitted" and review is not None:
                 ends = start + clock.days(start, review)  # a bd window: its actual length from start
                 windows.append((index[(cid, mid)], start, stop, ends, "review"))
-            elif state == "refund_requested":
+            elif state == "refund_requested" and refund is not None:
                 ends = start + clock.days(start, refund)
                 windows.append((index[(cid, mid)], start, stop, ends, "refund"))
     # the axis ends with the run; a timer still running at the end (not a stopped one) may reach past it
@@ -612,8 +615,16 @@ def timeline(result: Result, replication: int = 0, contracts: Iterable[str] | No
         Line2D([], [], marker="o", ls="none", color="#333333", label="freelancer"),
         Line2D([], [], marker="s", ls="none", color="#333333", label="platform"),
         Line2D([], [], marker="X", ls="none", color="#d62728", label="rejected"),
-        Line2D([], [], ls="--", color="#b07000", label=f"review window ({show_duration(review)})"),
-        Line2D([], [], ls="--", color="#c2185b", label=f"refund window ({show_duration(refund)})"),
+    ]
+    if review is not None:
+        handles.append(
+            Line2D([], [], ls="--", color="#b07000", label=f"review window ({show_duration(review)})")
+        )
+    if refund is not None:
+        handles.append(
+            Line2D([], [], ls="--", color="#c2185b", label=f"refund window ({show_duration(refund)})")
+        )
+    handles += [
         Line2D([], [], ls=":", color="#777777", label="timer stopped"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8, frameon=False)
