@@ -376,11 +376,20 @@ def _may_pay(proc: OpenProcedure, payer: str, party: str) -> bool:
 
 
 def _refund_request(sim: Simulation, mid: str) -> Action:
-    """The client's refund request: of the milestone, where the pack's refund procedure covers one."""
-    name = sim.policy.openers.get(("client", "request_refund"))
-    if name is not None and sim.policy.all_procedures[name].covers == "milestone":
-        return Action("client", "request_refund", mid)
-    return _REQUEST_REFUND
+    """The client's way to ask for the money back: ``request_refund`` where the pack has it, else
+    the first procedure the pack lets a client open (Freelancer.com's ``open_dispute``,
+    Escrow.com's ``reject_delivery``); of the milestone, where that procedure covers one."""
+    openers = sim.policy.openers
+    action = "request_refund"
+    if ("client", action) not in openers:
+        mine = sorted(a for (actor, a) in openers if actor == "client")
+        if not mine:
+            return _REQUEST_REFUND  # rejected: the pack has no way back for the client
+        action = mine[0]
+    name = openers[("client", action)]
+    if sim.policy.all_procedures[name].covers == "milestone":
+        return Action("client", action, mid)
+    return _REQUEST_REFUND if action == "request_refund" else Action("client", action)
 
 
 def _planned(mid: str) -> Any:
