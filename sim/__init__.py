@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
+    from typing import Any
 
     from .viz.plots import Plotter
 
 from .core.yamlio import InputError
 from .experiments.batch import Result, run
-from .experiments.paired import CompareResult, compare
+from .experiments.paired import CompareResult, PacksResult, compare
 from .experiments.sweeps import SweepResult, sweep
 from .inputs.scenario import Scenario, load_scenario
 from .policy.model import Policy, load_policy
@@ -40,12 +42,21 @@ def _reporter(result: Result, folder: Path) -> Path:
     return report.write_report(result, folder)
 
 
+def _charter(result: PacksResult, kpis: Sequence[str] | None) -> dict[str, Any]:
+    """The charts of a comparison of packs (``sim.compare(..., policies=[...])``)."""
+    from .viz.market_charts import draw_all
+
+    return draw_all(result, kpis)
+
+
 Result.plotter = _plotter
 Result.reporter = _reporter
+PacksResult.charter = _charter
 
 __all__ = [
     "CompareResult",
     "InputError",
+    "PacksResult",
     "Policy",
     "Result",
     "Scenario",

@@ -29,7 +29,7 @@ LAYERS: dict[str, list[str]] = {
     "behaviour": ["population"],
     "analysis": ["tables", "expect"],
     "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired"],
-    "viz": ["plots", "diagram", "policy_diagram", "report_text", "report"],
+    "viz": ["plots", "market_charts", "diagram", "policy_diagram", "report_text", "report"],
     "app": ["cli", "pytest_plugin"],
 }
 #: the top: ``sim/__init__.py`` (the public API, which wires the layers) and ``python -m sim``

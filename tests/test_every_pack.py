@@ -27,7 +27,7 @@ def _population(tmp_path: Path, seed: int) -> Path:
 @pytest.mark.parametrize("pack", sorted(builtin_packs()))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_pack_conserves_money_and_ends_every_procedure(pack, seed, tmp_path):
-    result = sim.run(_population(tmp_path, seed), overrides={"policy": pack}, replications=1, events="full")
+    result = sim.run(_population(tmp_path, seed), policy=pack, replications=1, events="full")
     assert result.scenario.policy.policy == pack
     run = result.runs[0]
     assert run.kpis["milestones_closed"] > 0
@@ -41,3 +41,56 @@ def test_every_pack_conserves_money_and_ends_every_procedure(pack, seed, tmp_pat
     assert stuck.empty, stuck[["contract", "milestone", "state"]].to_string()
     # and the money of every contract that ended is out of escrow
     assert run.totals["funded"] == run.totals["released"] + run.totals["refunded"] + bal["escrow"]
+
+
+CLOSED_FORM = """
+scenario: the review race, closed form
+policy: upwork
+seed: 5
+start: 2026-01-05
+until: 300d
+population:
+  arrivals: {count: 3000, over: 30d}
+  milestones:
+    count: 1
+    amount: 200
+  client:
+    fund_delay: 0
+    review:
+      delay: {exponential: {mean: MEANd}}
+      decision: {approve: 1.0}
+  freelancer:
+    accept: {probability: 1.0, delay: 0}
+    work: 1d
+    rework: 1d
+"""
+
+
+@pytest.mark.parametrize(("pack", "window"), [("upwork", 14.0), ("fiverr", 3.0), ("escrow_com", 3.0)])
+def test_the_auto_released_share_is_exp_minus_window_over_the_mean_delay(pack, window, tmp_path):
+    """A client who decides after an exponential delay of mean m loses the race to a window w with
+    probability exp(-w/m): each pack's share of auto-approvals is that, for its own window."""
+    import math
+
+    mean = window  # exp(-1) = 0.368: far from 0 and 1, so the check is sharp
+    path = tmp_path / "race.yaml"
+    path.write_text(CLOSED_FORM.replace("MEAN", str(mean)), encoding="utf-8")
+    result = sim.run(path, policy=pack, replications=1)
+    ms = result.runs[0].milestones
+    closed = ms[ms["outcome"].isin(["approved", "auto_approved"])]
+    n = len(closed)
+    assert n == 3000
+    share = float((closed["outcome"] == "auto_approved").mean())
+    expected = math.exp(-window / mean)
+    sigma = math.sqrt(expected * (1 - expected) / n)
+    assert abs(share - expected) < 4 * sigma, (pack, share, expected, sigma)
+
+
+def test_sim_run_under_another_pack_and_policy_is_no_override_key(tmp_path):
+    path = tmp_path / "race.yaml"
+    path.write_text(CLOSED_FORM.replace("MEAN", "3"), encoding="utf-8")
+    result = sim.run(path, policy="fiverr", replications=1)
+    assert (result.scenario.policy.policy, result.scenario.policy.review.window) == ("fiverr", 3.0)
+    with pytest.raises(sim.InputError, match="give policy=") as info:
+        sim.run(path, overrides={"policy": "fiverr"})
+    assert info.value.problems[0].key == "policy"

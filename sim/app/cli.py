@@ -446,7 +446,7 @@ parts/ (each run's milestone rows, one Parquet file per run).
 
 _COMPARE_EPILOG = """\
 A and B play the same replications on the same seeds (common random numbers); each KPI's
-difference B - A gets a paired 95%% t-interval over replications, and is significant when the
+difference B - A gets a paired 95% t-interval over replications, and is significant when the
 interval excludes zero.
 
 Choosing A and B:
@@ -458,6 +458,18 @@ Choosing A and B:
 
 Writes into --out: compare.parquet/.csv (the differences), runs.parquet/.csv (per replication),
 compare.json, compare.png and parts/.
+
+Comparing packs (--policy three or more times, or with --fx, or two packs in two currencies):
+  --policy upwork --policy upwork_fees --policy upwork_2026
+every pack plays the same population on the same seeds; prints the KPIs per pack and each pack's
+paired differences against the first pack. Money is never added across currencies: a pack's money
+KPIs are in its own currency, and money differences with a pack in another currency are taken
+only with an exchange rate:
+  --fx GBP=1.27             1 GBP = 1.27 units of the first pack's currency (repeat per currency;
+                            with any --fx, every other currency in play needs one)
+Writes into --out: summary.parquet/.csv (KPIs per pack), differences.parquet/.csv,
+runs.parquet/.csv, money.parquet/.csv (where the money went), summary.json (packs, seeds, rates),
+kpis.png, time_to_payment.png, money.png and parts/.
 """
 
 
@@ -520,14 +532,26 @@ def _sweep_parsers(sub: Any) -> None:
 
     c = sub.add_parser(
         "compare",
-        help="compare two policies (or settings) on the same seeds, with paired intervals",
-        description="Compare two variants of a scenario KPI by KPI on common random numbers.",
+        help="compare two or more policies (or two settings) on the same seeds, with paired intervals",
+        description="Compare two variants of a scenario, or two or more packs, KPI by KPI on common "
+        "random numbers.",
         epilog=_COMPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument("scenario", help="scenario YAML file")
     c.add_argument(
-        "--policy", action="append", default=[], metavar="PACK", help="pack name or path (A, then B)"
+        "--policy",
+        action="append",
+        default=[],
+        metavar="PACK",
+        help="pack name or path (A, then B; three or more: packs, each compared with the first)",
+    )
+    c.add_argument(
+        "--fx",
+        action="append",
+        default=[],
+        metavar="CUR=RATE",
+        help="exchange rate: 1 CUR = RATE units of the first pack's currency (repeatable)",
     )
     c.add_argument("--set-a", action="append", default=[], metavar="KEY=VALUE", help="a factor for A only")
     c.add_argument("--set-b", action="append", default=[], metavar="KEY=VALUE", help="a factor for B only")
@@ -618,9 +642,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from ..experiments.paired import compare
     from ..experiments.sweeps import check_kpis
 
-    if len(args.policy) > 2:
+    packs = len(args.policy) > 2 or bool(args.fx)
+    if args.fx and not args.policy:
         raise InputError(
-            [Problem("<command line --policy>", None, None, "give --policy at most twice (A, B)")]
+            [Problem("<command line --fx>", None, None, "--fx needs the packs to compare: give --policy")]
+        )
+    if packs and (args.set_a or args.set_b):
+        raise InputError(
+            [
+                Problem(
+                    "<command line>",
+                    None,
+                    None,
+                    "--set-a/--set-b choose the two sides of an A/B comparison; with three or more "
+                    "--policy or with --fx, use --set (every pack) or a pack file per variant",
+                )
+            ]
         )
     if not args.policy and not args.set_a and not args.set_b:
         raise InputError(
@@ -633,10 +670,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 )
             ]
         )
+    fx = _fx_values(args.fx)  # a malformed option is reported before anything is read
     ex = _execution(args)
     out = Path(args.out) if args.out else Path("out") / f"{Path(args.scenario).stem}-compare"
     check_out_dir(out, force=args.force, source=OUT_SOURCE)
     scenario = _load(args.scenario, args.set, _allowed(args))
+    kpis = check_kpis(_kpi_option(args)) if args.kpi else None
+    if not packs and len(args.policy) == 2 and not args.set_a and not args.set_b:
+        packs = _two_currencies(scenario, args.policy)  # A - B of two currencies means nothing
+    if packs:
+        return _compare_packs(args, scenario, fx, kpis, out, ex)
     sides: list[dict[str, Any]] = [{}, {}]
     if len(args.policy) == 2:
         sides = [{"policy": args.policy[0]}, {"policy": args.policy[1]}]
@@ -647,7 +690,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         (1, args.set_b, "<command line --set-b>"),
     ):
         sides[side].update(_set_values(items, src))
-    kpis = check_kpis(_kpi_option(args)) if args.kpi else None
     result = _connect_errors(
         lambda: compare(
             scenario, sides[0], sides[1], out=out, sources=("<command line A>", "<command line B>"), **ex
@@ -662,5 +704,101 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         _say(result.table(kpis).to_string(index=False))
         sig = result.significant
         _say(f"significant: {', '.join(sig) if sig else 'none'}")
+    _say(f"outputs written to {out}/")
+    return EXIT_OK
+
+
+def _fx_values(items: list[str]) -> dict[str, str]:
+    """``--fx CUR=RATE`` options, each well formed and given once (rates are checked later)."""
+    from ..experiments.paired import parse_fx_option
+
+    fx: dict[str, str] = {}
+    problems: list[Problem] = []
+    for text in items:
+        try:
+            code, rate = parse_fx_option(text, "<command line --fx>")
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        if code.upper() in fx:
+            problems.append(Problem("<command line --fx>", None, None, f"--fx {code.upper()} is given twice"))
+        fx[code.upper()] = rate
+    if problems:
+        raise InputError(problems)
+    return fx
+
+
+def _two_currencies(scenario: Any, policies: list[str]) -> bool:
+    """True when the two packs are in two currencies (a pack that does not load: the A/B path says so)."""
+    from ..experiments.sweeps import with_factors
+
+    try:
+        a, b = (with_factors(scenario, {"policy": p}, "<command line>") for p in policies)
+    except InputError:
+        return False
+    return a.policy.currency != b.policy.currency
+
+
+def _compare_packs(
+    args: argparse.Namespace, scenario: Any, fx: dict[str, str], kpis: Any, out: Path, ex: dict[str, Any]
+) -> int:
+    """``compare`` with two or more packs: a KPI table per pack, differences against the first."""
+    from ..experiments.paired import compare_packs, text_blocks
+
+    specs: list[str | None] = list(args.policy) if len(args.policy) > 1 else [None, *args.policy]
+    sources = [
+        "<command line>" if p is None else f"<command line --policy {i + 1 - (specs[0] is None)}>"
+        for i, p in enumerate(specs)
+    ]
+    if ex["charts"]:
+        from ..viz import market_charts
+
+        market_charts.install()
+    result = _connect_errors(
+        lambda: compare_packs(
+            scenario,
+            specs,
+            fx=fx or None,
+            out=out,
+            kpis=kpis,
+            sources=sources,
+            where="<command line --policy>",
+            fx_source="<command line --fx>",
+            fx_option="--fx",
+            **ex,
+        ),
+        ex["scheduler"],
+    )
+    if not args.quiet:
+        import textwrap
+
+        def say(text: str) -> None:  # a note as lines of 110 columns at most, whatever the labels
+            _say("\n".join(textwrap.fill(line, 110) for line in text.split("\n")))
+
+        first, base = result.labels[0], result.base_currency
+        say(
+            f"{len(result.packs)} packs x {result.replications} replications on the same seeds "
+            f"(seed {result.seed}); KPI mean ± half-width of its 95% interval:"
+        )
+        _say(text_blocks(result.table(kpis)))
+        _say()
+        say(
+            f"Differences against {first} (pack - {first}, paired by replication), ± half-width of "
+            "the paired 95% interval;\n* significant (the interval excludes 0); p-values in differences.csv"
+        )
+        if result.fx:
+            rates = ", ".join(f"1 {c} = {r:g} {base}" for c, r in result.fx.items())
+            say(f"money differences in {base}, at {rates}")
+        for lbl, cur in zip(result.labels[1:], result.currencies[1:], strict=True):
+            if cur != base and cur not in result.fx:
+                say(
+                    f"money KPIs of {lbl} are in {cur}: not compared with {base} "
+                    f"(give --fx {cur}=RATE, 1 {cur} = RATE {base})"
+                )
+        _say(text_blocks(result.diff_table(kpis, p_values=False)))
+        sig = result.significant
+        _say(f"significant against {first}:")
+        for lbl, names in sig.items():
+            say(f"  {lbl}: {', '.join(names) if names else 'none'}")
     _say(f"outputs written to {out}/")
     return EXIT_OK

@@ -6,6 +6,7 @@ are independent: each contract draws from its own stream seeded by (seed, replic
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -315,9 +316,11 @@ def run(
     progress: bool = False,
     workers: int | None = 1,
     allow: Sequence[str | Path] = (),
+    policy: str | Path | None = None,
 ) -> Result:
     """Run a scenario file (or a loaded Scenario) and return its Result.
 
+    ``policy`` runs it under another pack (a name or a path), as ``--set policy=...`` does.
     ``overrides`` are dotted policy keys (``{"review.window": "7d"}``); ``seed`` and
     ``replications`` replace the file's. ``events``: ``full`` keeps every event and posting,
     ``none`` only what KPIs need, ``auto`` (default) is full for scripted scenarios and for
@@ -330,12 +333,27 @@ def run(
     if events not in (*EVENT_MODES, "auto"):
         raise ValueError(f"events must be one of full, none, auto, got {events!r}")
     check_counts(replications, seed, workers)
+    if overrides and "policy" in overrides:
+        raise InputError(
+            [
+                Problem(
+                    "<overrides>",
+                    None,
+                    None,
+                    "overrides are policy keys; to run under another pack give policy=..., "
+                    "e.g. sim.run(path, policy='fiverr')",
+                    "policy",
+                )
+            ]
+        )
     if isinstance(scenario, Scenario):
         sc = scenario
         if overrides:  # only the policy changes: keep any in-memory change to the scenario
             sc = sc.with_overrides(list(overrides.items()))
     else:
         sc = load_scenario(scenario, list((overrides or {}).items()), allow=allow)
+    if policy is not None:  # the same scenario under another pack, the file's overrides kept
+        sc = dataclasses.replace(sc, policy_ref=str(policy)).with_overrides([])
     seed = sc.seed if seed is None else seed
     reps = sc.replications if replications is None else replications
     check_counts(reps, seed, workers)

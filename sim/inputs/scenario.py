@@ -386,7 +386,13 @@ _MATCH_KEYS = {
 }
 
 
-def _parse_expect(col: Collector, data: Any, contracts: tuple[ContractSpec, ...], digits: int):
+def _parse_expect(
+    col: Collector,
+    data: Any,
+    contracts: tuple[ContractSpec, ...],
+    digits: int,
+    openers: frozenset[tuple[str, str]] = frozenset(),
+):
     if data is None:
         return ()
     if not isinstance(data, list):
@@ -398,7 +404,7 @@ def _parse_expect(col: Collector, data: Any, contracts: tuple[ContractSpec, ...]
     accounts = {"escrow", "client", "freelancer", "platform"} | parties
     accounts |= {f"escrow:{c}" for c in by_id}
     accounts |= {f"freelancer:{c.freelancer}:{s}" for c in contracts for s in ("pending", "available")}
-    all_actions = {a for acts in ACTIONS.values() for a in acts} | set(AUTOMATIC)
+    all_actions = {a for acts in ACTIONS.values() for a in acts} | set(AUTOMATIC) | {a for _, a in openers}
     out = []
     for i, item in enumerate(data):
         loc: Loc = ("expect", i)
@@ -645,7 +651,8 @@ def _build(
             check_expected_size(col, population, until)
     else:
         col.add((), "a scenario needs contracts (scripted) or population (sampled)")
-    expectations = _parse_expect(col, data.get("expect"), contracts, digits)
+    pack_actions = frozenset(policy.openers) if policy is not None else frozenset()
+    expectations = _parse_expect(col, data.get("expect"), contracts, digits, pack_actions)
     if col.problems:
         raise InputError(_dedupe(col.problems))
     assert policy is not None

@@ -47,6 +47,12 @@ def offer(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: floa
 def _end_offer(c: Contract, a: Action, now: float, state: str, refund: bool) -> Outcome:
     c.state = state
     c.offer_gen += 1
+    if c.procedure is not None:  # a procedure opened on the offer ends with it
+        for mid in c.procedure.milestones:
+            if c.by_id[mid].state in ("refund_requested", "disputed", "dormant"):
+                c.by_id[mid].state = "funded"
+        c.procedure = None
+        c.proc_gen += 1
     events = [Emitted(a.actor, a.name, "", 0, f"contract {state}", [])]
     if refund and c.escrow() > 0:
         events.append(refund_all(c, now, "platform", "offer_refund", "escrow returned to the client"))

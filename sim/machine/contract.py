@@ -134,7 +134,8 @@ _FEES_ON = {
     "auto_approve": ("release",),
     "auto_release": ("release",),
     "approve_refund": (),
-    "resolve_dispute": ("release",),
+    "resolve_dispute": ("release", "funding"),
+    "accept_offer": ("acceptance", "funding", "first_funding"),
     "respond": ("release",),
     "accept_settlement": ("release",),
 }

@@ -142,7 +142,8 @@ def open_procedure(
         raise Rejected("invalid_state", f"procedure {c.procedure.name} is already open on contract {c.id}")
     if a.milestone is not None:
         m = milestone(c, a.milestone)
-        need_milestone(m, REVIEWABLE, f"{what} of" if what == "request a refund" else f"{what} on")
+        states = declared.milestone_states or REVIEWABLE
+        need_milestone(m, states, f"{what} of" if what == "request a refund" else f"{what} on")
         targets, include_credit = [m], False
     elif declared.covers == "milestone":
         raise Rejected("invalid_state", f"{name} covers one milestone: name it (milestone: ...)")
@@ -320,7 +321,7 @@ def follow(
         party = _winner(proc, str(outcome))
         out = Outcome(True)
         if outcome == "to_payer":
-            out.events.append(_return_fee(c, proc, party))
+            out.events.append(_return_fee(c, proc, party, policy))
         outcome = "release" if party == "freelancer" else "refund"
         if timed and event == "stage_timeout":
             event = timeout_event(outcome)
@@ -335,6 +336,8 @@ def follow(
     if outcome == "release":
         label = "auto_released" if timed else "released"
         return release_covered(policy, c, proc, now, actor, event, label, keys)
+    if outcome == "apply_proposal" and proc.proposal is None:  # no proposal was made on this path
+        outcome = "platform"
     if outcome == "apply_proposal":
         assert proc.proposal is not None
         release, refund = proc.proposal
@@ -410,11 +413,15 @@ def _winner(proc: OpenProcedure, outcome: str) -> str:
     return payers[0]
 
 
-def _return_fee(c: Contract, proc: OpenProcedure, party: str) -> Emitted:
+def _return_fee(c: Contract, proc: OpenProcedure, party: str, policy: Policy | None = None) -> Emitted:
     fee = proc.paid.pop(party)
     account = c.client_account if party == "client" else f"freelancer:{c.freelancer}:available"
     postings = [Transfer("platform", account, "stage_fee", fee, _mid(proc))]
-    return Emitted("platform", "fee_returned", _mid(proc), fee, f"the {party}'s fee is returned", postings)
+    keys: tuple[str, ...] = ()
+    if policy is not None and proc.fee_stage >= 0:  # the stage whose fee it was
+        keys = (f"procedures.{proc.name}.{_declared(policy, proc).stages[proc.fee_stage].name}.fee",)
+    note = f"the {party}'s fee is returned"
+    return Emitted("platform", "fee_returned", _mid(proc), fee, note, postings, keys)
 
 
 def _close_procedure(c: Contract) -> None:
@@ -497,6 +504,11 @@ def settle(
         back = m.escrowed - part
         if back:
             postings.append(Transfer(c.escrow_account, c.client_account, "refunded", back, mid))
+            if m.refundable_fees:  # refundable fees come back in proportion to the money refunded
+                fee_back = m.refundable_fees * back // m.escrowed
+                if fee_back:
+                    postings.append(Transfer("platform", c.client_account, "fees", fee_back, mid))
+                m.refundable_fees -= fee_back
         m.released += part
         m.refunded += back
         m.escrowed = 0
@@ -517,7 +529,7 @@ def settle(
     if fee is not None and fee.refund_to == "winner" and release != refund:
         winner = "freelancer" if release > refund else "client"
         if winner in proc.paid:
-            events.append(_return_fee(c, proc, winner))
+            events.append(_return_fee(c, proc, winner, policy))
     return Outcome(True, events=events, timers=timers)
 
 
@@ -540,8 +552,11 @@ def check_split(policy: Policy, c: Contract, release: int, refund: int, total: i
 def decide(policy: Policy, c: Contract, a: Action, now: float, clock: Clock) -> Outcome:
     """The platform decides a waiting stage: a binding split, or a proposal for the next stage."""
     proc = c.procedure
-    if proc is None or not awaits_platform(policy, proc):
+    if proc is None:
         raise Rejected("invalid_state", f"contract {c.id} has no dispute to resolve")
+    if not awaits_platform(policy, proc):
+        stage = _stage_of(policy, proc)
+        raise Rejected("not_your_turn", f"{proc.name}.{stage.name} waits for the parties, not the platform")
     if a.milestone is not None and a.milestone not in proc.milestones:
         raise Rejected("invalid_state", f"milestone {a.milestone} is not in the dispute")
     release, refund = a.release or 0, a.refund or 0
@@ -569,16 +584,23 @@ def settlement(policy: Policy, c: Contract, a: Action, now: float, clock: Clock)
         check_split(policy, c, release, refund, covered(c, proc))
         proc.settlement = (a.actor, release, refund)
         note = f"settlement proposed: {money(policy, release)} released, {money(policy, refund)} refunded"
-        return Outcome(True, events=[Emitted(a.actor, a.name, _mid(proc), 0, note, [])])
+        keys = _keys(proc, _stage_of(policy, proc))
+        return Outcome(True, events=[Emitted(a.actor, a.name, _mid(proc), 0, note, [], keys)])
     offer = proc.settlement
-    if offer is None or offer[0] == a.actor:
+    if offer is not None and offer[0] == a.actor:
+        raise Rejected(
+            "not_your_turn", f"the settlement was proposed by the {a.actor}: the other party accepts it"
+        )
+    if offer is None:
         raise Rejected("invalid_state", "no settlement proposed by the other party is waiting")
     _by, release, refund = offer
     if release + refund != covered(c, proc):
         raise Rejected(
             "invalid_state", "the money under the procedure changed since the settlement was proposed"
         )
+    keys = _keys(proc, _stage_of(policy, proc))
     out = settle(policy, c, proc, release, refund, now, a.actor, a.name)
+    out.events[0].keys = keys
     out.events[0].message = "settled: " + out.events[0].message.removeprefix("dispute decided: ")
     return out
 

@@ -94,6 +94,8 @@ class Ledger:
         self.totals: dict[str, int] = dict.fromkeys(FLOWS, 0)
         self.keep_postings = keep_postings
         self._kinds: dict[str, str] = {}  # account name -> kind, parsed once
+        #: fees each account paid out of pocket and not yet got back: how far below zero it may be
+        self.owed: dict[str, int] = {}
         self.postings: list[Posting] = []
 
     def open(self, account: str) -> None:
@@ -128,7 +130,9 @@ class Ledger:
             kinds["client"] += amount
         else:
             left = balances[from_account] - amount
-            if left < 0 and flow not in OUT_OF_POCKET:  # only these fees may be paid out of pocket
+            if flow in OUT_OF_POCKET:  # a fee paid out of pocket: the account may owe it
+                self.owed[from_account] = self.owed.get(from_account, 0) + amount
+            elif left < -self.owed.get(from_account, 0):  # ... but nothing else may dig deeper
                 raise LedgerError(
                     f"{from_account} would go negative ({left}) moving {amount} to {to_account} "
                     f"at t={time} ({contract}/{milestone})"
@@ -144,6 +148,8 @@ class Ledger:
         else:
             balances[to_account] += amount
             kinds[tk] += amount
+            if flow in OUT_OF_POCKET and to_account in self.owed:  # an out-of-pocket fee returned
+                self.owed[to_account] = max(self.owed[to_account] - amount, 0)
         if flow in OUT_OF_POCKET:  # a fee paid out of pocket is a fee like the others
             flow = "fees"
         if flow in self.totals:
@@ -158,6 +164,7 @@ class Ledger:
             raise LedgerError(f"cannot close {account}: balance {self.balances[account]}")
         self.balances.pop(account, None)
         self._kinds.pop(account, None)
+        self.owed.pop(account, None)
 
     def fold(self, account: str) -> None:
         """Stop tracking an account one by one; its money stays in its kind's total.
@@ -167,6 +174,7 @@ class Ledger:
         """
         self.balances.pop(account, None)
         self._kinds.pop(account, None)
+        self.owed.pop(account, None)
 
     def check(self) -> None:
         """Raise LedgerError unless money is conserved and no kind of account is negative."""

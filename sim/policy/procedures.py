@@ -152,6 +152,19 @@ class Stage(RulesModel):
             "filer",
         ):
             raise ValueError("a window per party is for a stage one party must act in")
+        if isinstance(self.window, dict):
+            needed = [self.party] if self.party in ("client", "freelancer") else ["client", "freelancer"]
+            missing = [x for x in needed if x not in self.window]
+            if missing:
+                who = "either party may be the " + self.party if len(needed) == 2 else "it waits for them"
+                raise ValueError(f"the window names no {' or '.join(missing)} ({who})")
+        timeouts = (
+            [self.on_timeout.none, self.on_timeout.both]
+            if isinstance(self.on_timeout, ByActed)
+            else [self.on_timeout]
+        )
+        if "to_payer" in [*self.answers.values(), *timeouts]:
+            raise ValueError("to_payer needs exactly one payer: use it as on_timeout {one: to_payer}")
         return self
 
     @property
@@ -181,6 +194,9 @@ class Procedure(RulesModel):
     contract_states: tuple[Literal[OPEN_STATES], ...] = ("active", "ended")  # type: ignore[valid-type]
     covers: Literal["contract", "milestone"] = "contract"
     state: Literal[PROCEDURE_STATES] = "disputed"  # type: ignore[valid-type]
+    #: the states a milestone it covers must be in to open it (default: funded, in review or
+    #: with changes requested); e.g. [submitted] for a rejection of a delivery
+    milestone_states: tuple[Literal["funded", "submitted", "changes_requested"], ...] | None = None
     stages: tuple[Stage, ...]
 
     @field_validator("stages")
@@ -414,6 +430,7 @@ def resolved(procedures: dict[str, Procedure], digits: int) -> dict[str, Any]:
                 }
             stages.append(entry)
         out[name] = {
+            **({"milestone_states": list(proc.milestone_states)} if proc.milestone_states else {}),
             "opened_by": dict(proc.opened_by) if proc.opened_by else None,
             "contract_states": list(proc.contract_states),
             "covers": proc.covers,
