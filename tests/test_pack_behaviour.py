@@ -275,7 +275,7 @@ def test_stage_fees_are_paid_with_their_probability(write):
     assert _accepted(both, "resolve_dispute") == 200  # the mediation proposal, then the binding decision
     assert dict(both.milestones["outcome"].value_counts()) == {"resolved": 100}
     ledger = both.ledger
-    arbitration = ledger[(ledger["flow"] == "fees") & (ledger["amount"] == 29_100)]
+    arbitration = ledger[(ledger["flow"] == "stage_fee") & (ledger["amount"] == 29_100)]
     assert len(arbitration) == 200 and (arbitration["to_account"] == "platform").all()  # kept: both paid
     alone = _disputed(write, "client_pays", arbitrate + "    arbitration.offer: {client: {pay_fee: 1}}\n")
     assert _accepted(alone, "pay_fee") == 100

@@ -30,6 +30,7 @@ from ..machine.contract import (
     Emitted,
     Milestone,
     apply,
+    decided_by,
     timer_is_stale,
 )
 from ..money.ledger import FLOWS, KINDS, OUT_OF_POCKET, Ledger
@@ -401,6 +402,9 @@ class Simulation:
                 )
             return False
         moved = False
+        if self.rec.keep_events:  # what decided each event: only where it is recorded
+            for ev in out.events:
+                ev.keys = decided_by(self.policy, ev)
         for ev in out.events:
             self._record(c, ev, now, cause)
             moved = moved or bool(ev.postings)

@@ -23,6 +23,7 @@ from ..policy.model import Policy
 from . import procedures as proc
 from .actions import dormancy_timer_is_stale, open_by_pack_action, review_timer_is_stale, start_dormancy
 from .effects import milestone, money, need_contract, need_milestone
+from .guards import guards_for
 from .procedures import disputed_amount  # noqa: F401 - re-exported for the dispute desk
 from .records import (  # noqa: F401 - the records, re-exported for callers of the state machine
     STALE,
@@ -45,6 +46,9 @@ from .vocabulary import (  # noqa: F401 - the vocabulary, re-exported for caller
     Action,
 )
 
+#: the rows apply looks up: every action but the consequences, which only the platform's own
+#: decisions make (they have no handler of their own)
+_DISPATCH = {name: t for name, t in BY_NAME.items() if name not in CONSEQUENCES}
 #: a pack's own opening action (``open_dispute``): no row of its own, the pack declares it
 _PACK_OPENER = Transition("(pack opener)", ("client", "freelancer"), open_by_pack_action, "")
 
@@ -56,22 +60,25 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
     effects ask for in policy durations (``14d`` or ``5bd``) come back with their delays in days,
     computed once, now, so a timer keeps the length it had when it started.
     """
-    t = BY_NAME.get(action.name)
-    if t is None or t.action in CONSEQUENCES:
+    t = _DISPATCH.get(action.name)
+    if t is None:
         if (action.actor, action.name) not in policy.openers:
             return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
         t = _PACK_OPENER
     try:
         if action.actor not in t.actors:
             raise Rejected("invalid_state", f"{action.name} is not a {action.actor} action")
-        if t.contract is not None:
-            need_contract(c, t.contract, t.what)
+        if t.contract is not None and c.state not in t.contract:
+            need_contract(c, t.contract, t.what)  # raises, saying which states it needs
         m = None
         if t.milestone == "required":
-            m = milestone(c, action.milestone)
-            if t.milestone_states is not None:
-                need_milestone(m, t.milestone_states, t.milestone_what)
-        for guard in t.guards:
+            m = c.by_id.get(action.milestone) if action.milestone is not None else None
+            if m is None or m.deleted:
+                m = milestone(c, action.milestone)  # raises, naming what is missing
+            states = t.milestone_states
+            if states is not None and m.state not in states:
+                need_milestone(m, states, t.milestone_what)  # raises
+        for guard in guards_for(policy, t.action, t.guards) if t.guards else ():
             guard.check(policy, c, action, m, now)
         out = t.effect(policy, c, action, m, now, clock)
     except Rejected as rej:
@@ -81,8 +88,6 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
         return Outcome(False, rej.rule, rej.message, keys=_shorthand(policy, keys))
     if not out.accepted:
         return out
-    for ev in out.events:
-        ev.keys = decided_by(policy, ev)
     if policy.dormancy is not None and action.actor != "platform":
         out.timers.extend(start_dormancy(policy, c, now, clock))
     if c.first_fee and not c.paid_out and c.escrow() == 0 and c.procedure is None and c.state in _CLOSED:
@@ -163,7 +168,11 @@ def _shorthand(policy: Policy, keys: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def decided_by(policy: Policy, ev: Emitted) -> tuple[str, ...]:
-    """The policy keys that decided an accepted event: its action's, and the fees it charged."""
+    """The policy keys that decided an accepted event: its action's, and the fees it charged.
+
+    The engine asks this only of the events it records (a run with ``events: none`` never
+    reads them), so it costs nothing where nobody looks.
+    """
     row = BY_NAME.get(ev.action)
     keys = ev.keys or (row.keys if row is not None else ())
     if ev.postings and any(p[2] == "fees" for p in ev.postings):

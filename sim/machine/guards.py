@@ -29,6 +29,27 @@ class Guard:
     keys: tuple[str, ...]
     check: Check
     doc: str
+    #: under which policies the check can fail at all (None: any); a policy that makes it always
+    #: pass (partial releases allowed, no change limit) skips it, as compiled by ``guards_for``
+    applies: Callable[[Policy], bool] | None = None
+
+
+#: id(policy) -> (the policy, {action: its guards that can fail}); the policy is kept so an id
+#: reused after garbage collection is never mistaken for it
+_COMPILED: dict[int, tuple[Policy, dict[str, tuple[Guard, ...]]]] = {}
+
+
+def guards_for(policy: Policy, action: str, guards: tuple[Guard, ...]) -> tuple[Guard, ...]:
+    """The guards of an action that can fail under this policy, worked out once per policy."""
+    entry = _COMPILED.get(id(policy))
+    if entry is None or entry[0] is not policy:
+        if len(_COMPILED) > 256:  # a sweep makes many policies: forget the old ones
+            _COMPILED.clear()
+        entry = _COMPILED[id(policy)] = (policy, {})
+    found = entry[1].get(action)
+    if found is None:
+        found = entry[1][action] = tuple(g for g in guards if g.applies is None or g.applies(policy))
+    return found
 
 
 def _has_milestones(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
@@ -258,23 +279,51 @@ ONE_AT_A_TIME = Guard(
     ("milestones.funding",),
     _one_at_a_time,
     "no other milestone holds escrow",
+    applies=lambda p: p.milestones.funding == "one_at_a_time",
 )
 FUNDING_ORDER = Guard(
-    "funding_order", "funding_order", ("milestones.funding_order",), _funding_order, "the next planned one"
+    "funding_order",
+    "funding_order",
+    ("milestones.funding_order",),
+    _funding_order,
+    "the next planned one",
+    applies=lambda p: p.milestones.funding_order == "sequential",
 )
 FUND_MINIMUM = Guard("fund_minimum", "minimum_amount", MINIMUM, _fund_minimum, "amount >= minimum")
 PARTIAL = Guard(
-    "partial_release", "partial_release", ("release.partial",), _partial_release, "less only if allowed"
+    "partial_release",
+    "partial_release",
+    ("release.partial",),
+    _partial_release,
+    "less only if allowed",
+    applies=lambda p: not p.release.partial,
 )
-BONUS = Guard("bonus", "bonus", ("release.bonus",), _bonus, "more only if allowed")
+BONUS = Guard(
+    "bonus",
+    "bonus",
+    ("release.bonus",),
+    _bonus,
+    "more only if allowed",
+    applies=lambda p: not p.release.bonus,
+)
 CHANGE_LIMIT = Guard(
-    "change_limit", "max_change_requests", ("review.max_change_requests",), _change_limit, "within the limit"
+    "change_limit",
+    "max_change_requests",
+    ("review.max_change_requests",),
+    _change_limit,
+    "within the limit",
+    applies=lambda p: p.review.max_change_requests is not None,
 )
 NEW_ID = Guard("new_id", "invalid_state", (), _new_id, "a new milestone id")
 ADD_MINIMUM = Guard("add_minimum", "minimum_amount", MINIMUM, _add_minimum, "amount >= minimum")
 POSITION_RANGE = Guard("position_range", "invalid_state", (), _position_range, "a position in the list")
 POSITION_LOCK = Guard(
-    "position_lock", "active_locked", LOCKED, _position_lock, "funded ones keep their place"
+    "position_lock",
+    "active_locked",
+    LOCKED,
+    _position_lock,
+    "funded ones keep their place",
+    applies=lambda p: "order" in p.milestones.active_locked,
 )
 EDITABLE = Guard("editable", "invalid_state", (), _editable, "not released/refunded/resolved")
 EDIT_LOCK = Guard("edit_lock", "active_locked", LOCKED, _edit_lock, "funded: only what is not locked")
@@ -282,7 +331,14 @@ EDIT_MINIMUM = Guard("edit_minimum", "minimum_amount", MINIMUM, _edit_minimum, "
 DELETABLE = Guard("deletable", "invalid_state", (), _deletable, "not released/refunded/resolved")
 DELETE_LOCK = Guard("delete_lock", "active_locked", LOCKED, _delete_lock, "funded ones only if unlocked")
 ORDER_COMPLETE = Guard("order_complete", "invalid_state", (), _order_complete, "each milestone once")
-ORDER_LOCK = Guard("order_lock", "active_locked", LOCKED, _order_lock, "funded ones keep their place")
+ORDER_LOCK = Guard(
+    "order_lock",
+    "active_locked",
+    LOCKED,
+    _order_lock,
+    "funded ones keep their place",
+    applies=lambda p: "order" in p.milestones.active_locked,
+)
 REFUND_PENDING_APPROVE = Guard(
     "refund_pending", "invalid_state", (), _refund_pending("approve a refund"), "a refund request waits"
 )

@@ -66,22 +66,30 @@ class Account:
 
     @classmethod
     def parse(cls, name: str) -> Account:
-        head, _, rest = name.partition(":")
-        if head == "platform" and not rest:
-            return cls(name, "platform", "")
-        if head in ("client", "escrow") and rest:
-            return cls(name, head, rest)
+        kind = account_kind(name)
+        rest = name.partition(":")[2]
+        owner = rest.rpartition(":")[0] if kind.startswith("freelancer") else rest
+        return cls(name, kind, owner)
+
+
+def account_kind(name: str) -> str:
+    """The kind of an account name (one of KINDS); LedgerError if it names no account."""
+    head, _, rest = name.partition(":")
+    if rest:
+        if head == "client" or head == "escrow":
+            return head
         if head == "freelancer":
-            owner, _, part = rest.rpartition(":")
-            if owner and part in ("pending", "available"):
-                return cls(name, f"freelancer_{part}", owner)
-        raise LedgerError(f"not an account name: {name!r}")
+            if rest.endswith(":pending") and len(rest) > 8:
+                return "freelancer_pending"
+            if rest.endswith(":available") and len(rest) > 10:
+                return "freelancer_available"
+    elif head == "platform":
+        return "platform"
+    raise LedgerError(f"not an account name: {name!r}")
 
 
 def _kind(account: str, known: dict[str, str]) -> str:
-    kind = known.get(account)
-    if kind is None:
-        kind = known[account] = Account.parse(account).kind
+    kind = known[account] = account_kind(account)
     return kind
 
 
@@ -94,7 +102,7 @@ class Ledger:
         self.totals: dict[str, int] = dict.fromkeys(FLOWS, 0)
         self.keep_postings = keep_postings
         self._kinds: dict[str, str] = {}  # account name -> kind, parsed once
-        #: fees each account paid out of pocket and not yet got back: how far below zero it may be
+        #: the deepest an account went below zero by fees paid out of pocket: how far it may be
         self.owed: dict[str, int] = {}
         self.postings: list[Posting] = []
 
@@ -118,25 +126,26 @@ class Ledger:
             return
         if amount < 0 or type(amount) is not int:
             raise LedgerError(f"posting of {amount!r} from {from_account} to {to_account}")
-        balances, kinds = self.balances, self.kinds
+        balances, kinds, known = self.balances, self.kinds, self._kinds
+        fk = known.get(from_account) or _kind(from_account, known)
+        tk = known.get(to_account) or _kind(to_account, known)
         if from_account not in balances:
-            self.open(from_account)
+            balances[from_account] = 0
         if to_account not in balances:
-            self.open(to_account)
-        known = self._kinds
-        fk, tk = _kind(from_account, known), _kind(to_account, known)
+            balances[to_account] = 0
         if fk == "client":
             balances[from_account] += amount
             kinds["client"] += amount
         else:
             left = balances[from_account] - amount
-            if flow in OUT_OF_POCKET:  # a fee paid out of pocket: the account may owe it
-                self.owed[from_account] = self.owed.get(from_account, 0) + amount
-            elif left < -self.owed.get(from_account, 0):  # ... but nothing else may dig deeper
-                raise LedgerError(
-                    f"{from_account} would go negative ({left}) moving {amount} to {to_account} "
-                    f"at t={time} ({contract}/{milestone})"
-                )
+            if left < 0:
+                if flow in OUT_OF_POCKET:  # a fee paid out of pocket: the account owes it
+                    self.owed[from_account] = max(self.owed.get(from_account, 0), -left)
+                elif left < -self.owed.get(from_account, 0):  # nothing else may dig deeper
+                    raise LedgerError(
+                        f"{from_account} would go negative ({left}) moving {amount} to {to_account} "
+                        f"at t={time} ({contract}/{milestone})"
+                    )
             balances[from_account] = left
             kinds[fk] -= amount
         if tk == "client":
@@ -148,13 +157,10 @@ class Ledger:
         else:
             balances[to_account] += amount
             kinds[tk] += amount
-            if flow in OUT_OF_POCKET and to_account in self.owed:  # an out-of-pocket fee returned
-                self.owed[to_account] = max(self.owed[to_account] - amount, 0)
-        if flow in OUT_OF_POCKET:  # a fee paid out of pocket is a fee like the others
-            flow = "fees"
-        if flow in self.totals:
+        total = "fees" if flow in OUT_OF_POCKET else flow  # a fee paid out of pocket is a fee
+        if total in self.totals:
             # a fee the platform returns lowers the fees collected
-            self.totals[flow] += -amount if flow == "fees" and fk == "platform" else amount
+            self.totals[total] += -amount if total == "fees" and fk == "platform" else amount
         if self.keep_postings:
             self.postings.append(Posting(time, from_account, to_account, flow, amount, contract, milestone))
 
