@@ -84,6 +84,8 @@ def accept_offer(
 ) -> Outcome:
     c.state = "active"
     c.offer_gen += 1
+    if not policy.fees and policy.milestones.funding != "all_upfront":  # the article's case: nothing to post
+        return Outcome(True, events=[Emitted(a.actor, "accept_offer", "", 0, "contract active", [])])
     live = [x for x in c.milestones if not x.deleted]
     postings = []
     total = sum(x.amount for x in live)

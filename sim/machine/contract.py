@@ -23,7 +23,7 @@ from ..policy.model import Policy
 from . import procedures as proc
 from .actions import dormancy_timer_is_stale, open_by_pack_action, review_timer_is_stale, start_dormancy
 from .effects import milestone, money, need_contract, need_milestone
-from .guards import guards_for
+from .guards import COMPILED, compile_guards
 from .procedures import disputed_amount  # noqa: F401 - re-exported for the dispute desk
 from .records import (  # noqa: F401 - the records, re-exported for callers of the state machine
     STALE,
@@ -49,6 +49,8 @@ from .vocabulary import (  # noqa: F401 - the vocabulary, re-exported for caller
 #: the rows apply looks up: every action but the consequences, which only the platform's own
 #: decisions make (they have no handler of their own)
 _DISPATCH = {name: t for name, t in BY_NAME.items() if name not in CONSEQUENCES}
+#: each action's guards, as the table gives them (compiled per policy by ``compile_guards``)
+_GUARDS = {name: t.guards for name, t in _DISPATCH.items() if t.guards}
 #: a pack's own opening action (``open_dispute``): no row of its own, the pack declares it
 _PACK_OPENER = Transition("(pack opener)", ("client", "freelancer"), open_by_pack_action, "")
 
@@ -78,8 +80,13 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
             states = t.milestone_states
             if states is not None and m.state not in states:
                 need_milestone(m, states, t.milestone_what)  # raises
-        for guard in guards_for(policy, t.action, t.guards) if t.guards else ():
-            guard.check(policy, c, action, m, now)
+        if t.guards:
+            entry = COMPILED.get(id(policy))
+            compiled = (
+                entry[1] if entry is not None and entry[0] is policy else compile_guards(policy, _GUARDS)
+            )
+            for guard in compiled[t.action]:
+                guard.check(policy, c, action, m, now)
         out = t.effect(policy, c, action, m, now, clock)
     except Rejected as rej:
         keys = RULE_KEYS.get(rej.rule, ())

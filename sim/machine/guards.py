@@ -36,20 +36,20 @@ class Guard:
 
 #: id(policy) -> (the policy, {action: its guards that can fail}); the policy is kept so an id
 #: reused after garbage collection is never mistaken for it
-_COMPILED: dict[int, tuple[Policy, dict[str, tuple[Guard, ...]]]] = {}
+COMPILED: dict[int, tuple[Policy, dict[str, tuple[Guard, ...]]]] = {}
 
 
-def guards_for(policy: Policy, action: str, guards: tuple[Guard, ...]) -> tuple[Guard, ...]:
-    """The guards of an action that can fail under this policy, worked out once per policy."""
-    entry = _COMPILED.get(id(policy))
-    if entry is None or entry[0] is not policy:
-        if len(_COMPILED) > 256:  # a sweep makes many policies: forget the old ones
-            _COMPILED.clear()
-        entry = _COMPILED[id(policy)] = (policy, {})
-    found = entry[1].get(action)
-    if found is None:
-        found = entry[1][action] = tuple(g for g in guards if g.applies is None or g.applies(policy))
-    return found
+def compile_guards(policy: Policy, table: dict[str, tuple[Guard, ...]]) -> dict[str, tuple[Guard, ...]]:
+    """Each action's guards that can fail under this policy (``table``: action -> its guards),
+    worked out once per policy and kept in COMPILED."""
+    if len(COMPILED) > 256:  # a sweep makes many policies: forget the old ones
+        COMPILED.clear()
+    compiled = {
+        action: tuple(g for g in guards if g.applies is None or g.applies(policy))
+        for action, guards in table.items()
+    }
+    COMPILED[id(policy)] = (policy, compiled)
+    return compiled
 
 
 def _has_milestones(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
