@@ -56,20 +56,8 @@ class Goto(RulesModel):
             )
         return self
 
-    def show(self) -> str:
-        if self.procedure is None:
-            return f"stage {self.stage}"
-        return f"procedure {self.procedure}" + (f" at {self.stage}" if self.stage else "")
-
 
 OutcomeSpec = Literal[OUTCOME_NAMES] | Goto  # type: ignore[valid-type]
-
-
-def show_outcome(outcome: str | Goto | None) -> str:
-    """An outcome in words: ``refund``, ``procedure dispute``, ``stage decide``."""
-    if outcome is None:
-        return "wait"
-    return outcome if isinstance(outcome, str) else outcome.show()
 
 
 class ByActed(RulesModel):
