@@ -155,7 +155,8 @@ class SampledContract:
             )
         elif name in ("approve", "auto_approve"):
             self._next(sim, c)
-        self._follow_procedure(sim, c)
+        if c.procedure is not None or self.seen:  # most events: no procedure, nothing to follow
+            self._follow_procedure(sim, c)
 
     # -------------------------------------------------------------------------- procedures
 
