@@ -457,6 +457,10 @@ CASES = [
     Case("party_id_colon_client", says=("client", "acme:y")),
     Case("unknown_action", says=("acept_offer",)),
     Case("unknown_override_key", says=("review.windw",)),
+    # procedures (issue 9): loops without time, unknown stages, impossible fees
+    Case("procedure_instant_loop", says=("no time passing",)),
+    Case("procedure_unknown_stage", says=("mediaton",)),
+    Case("procedure_fee_1e999999", says=("amount",)),
     # policy packs from where they must not come
     Case("policy_etc_passwd", says=PASSWD, also=("/etc/passwd",)),
     Case("policy_proc_environ", says=ENVIRON, also=("/proc/self/environ",), worker=True),
