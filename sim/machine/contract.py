@@ -23,7 +23,7 @@ from ..policy.model import Policy
 from . import procedures as proc
 from .actions import dormancy_timer_is_stale, open_by_pack_action, review_timer_is_stale, start_dormancy
 from .effects import milestone, money, need_contract, need_milestone
-from .guards import COMPILED, compile_guards
+from .guards import compile_guards
 from .procedures import disputed_amount  # noqa: F401 - re-exported for the dispute desk
 from .records import (  # noqa: F401 - the records, re-exported for callers of the state machine
     STALE,
@@ -54,6 +54,33 @@ _GUARDS = {name: t.guards for name, t in _DISPATCH.items() if t.guards}
 #: a pack's own opening action (``open_dispute``): no row of its own, the pack declares it
 _PACK_OPENER = Transition("(pack opener)", ("client", "freelancer"), open_by_pack_action, "")
 
+#: one compiled row: (actors, contract states or None, milestone required, milestone states or
+#: None, the guard checks that can fail under the policy, effect, the row itself)
+Row = tuple
+#: id(policy) -> (the policy, {action: its compiled row}); the policy is kept so an id reused
+#: after garbage collection is never mistaken for it
+_MACHINES: dict[int, tuple[Policy, dict[str, Row]]] = {}
+
+
+def compile_policy(policy: Policy) -> dict[str, Row]:
+    """The transition table compiled for one policy: each row flattened into a tuple that
+    ``apply`` unpacks, with only the guards that can fail under this policy, and the pack's own
+    opening actions added. Worked out once per policy (a sweep's many are forgotten past 256)."""
+    if len(_MACHINES) > 256:
+        _MACHINES.clear()
+    compiled = compile_guards(policy, _GUARDS)
+    rows: dict[str, Row] = {}
+    for name, t in _DISPATCH.items():
+        checks = tuple(g.check for g in compiled.get(name, ()))
+        contract = frozenset(t.contract) if t.contract is not None else None
+        rows[name] = (t.actors, contract, t.milestone == "required", t.milestone_states, checks, t.effect, t)
+    for _actor, name in policy.openers:
+        if name not in rows:
+            actors = tuple(a for a, n in sorted(policy.openers) if n == name)
+            rows[name] = (actors, None, False, None, (), open_by_pack_action, _PACK_OPENER)
+    _MACHINES[id(policy)] = (policy, rows)
+    return rows
+
 
 def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock = PLAIN) -> Outcome:
     """Decide one action on one contract; mutate the contract only when the action is accepted.
@@ -62,32 +89,29 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
     effects ask for in policy durations (``14d`` or ``5bd``) come back with their delays in days,
     computed once, now, so a timer keeps the length it had when it started.
     """
-    t = _DISPATCH.get(action.name)
-    if t is None:
-        if (action.actor, action.name) not in policy.openers:
-            return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
-        t = _PACK_OPENER
+    entry = _MACHINES.get(id(policy))
+    rows = entry[1] if entry is not None and entry[0] is policy else compile_policy(policy)
+    row = rows.get(action.name)
+    if row is None:
+        return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
+    actors, contract, needs_milestone, milestone_states, checks, effect, t = row
     try:
-        if action.actor not in t.actors:
+        if action.actor not in actors:
+            if t is _PACK_OPENER:
+                return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
             raise Rejected("invalid_state", f"{action.name} is not a {action.actor} action")
-        if t.contract is not None and c.state not in t.contract:
+        if contract is not None and c.state not in contract:
             need_contract(c, t.contract, t.what)  # raises, saying which states it needs
         m = None
-        if t.milestone == "required":
+        if needs_milestone:
             m = c.by_id.get(action.milestone) if action.milestone is not None else None
             if m is None or m.deleted:
                 m = milestone(c, action.milestone)  # raises, naming what is missing
-            states = t.milestone_states
-            if states is not None and m.state not in states:
-                need_milestone(m, states, t.milestone_what)  # raises
-        if t.guards:
-            entry = COMPILED.get(id(policy))
-            compiled = (
-                entry[1] if entry is not None and entry[0] is policy else compile_guards(policy, _GUARDS)
-            )
-            for guard in compiled[t.action]:
-                guard.check(policy, c, action, m, now)
-        out = t.effect(policy, c, action, m, now, clock)
+            if milestone_states is not None and m.state not in milestone_states:
+                need_milestone(m, milestone_states, t.milestone_what)  # raises
+        for check in checks:
+            check(policy, c, action, m, now)
+        out = effect(policy, c, action, m, now, clock)
     except Rejected as rej:
         keys = RULE_KEYS.get(rej.rule, ())
         if rej.rule in ("procedure", "not_your_turn") and c.procedure is not None:
