@@ -318,6 +318,18 @@ REJECTIONS = [
         _book(disputed),
         client("respond", answer="accept"),
     ),
+    (
+        "review_extension",
+        "extend a review under a pack without review.extensions",
+        _book(submitted),
+        client("extend_review", "m1"),
+    ),
+    (
+        "revisions_first",
+        "ask PeoplePerHour for a refund before two rejected invoices",
+        _book(submitted, pol("peopleperhour")),
+        client("request_refund", "m1"),
+    ),
 ]
 
 

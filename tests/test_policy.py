@@ -123,6 +123,10 @@ def test_rule_ids_are_those_of_format_md():
         # issue 10: late cancellation (Fiverr) and the freelancer's cancel (Freelancer.com)
         "late_cancel",
         "freelancer_cancel",
+        # issue 10: Guru's delayed auto-pay (review.extensions) and the freelancer's lock on it
+        "review_extension",
+        # issue 10: PeoplePerHour's iterations before a refund request (after_change_requests)
+        "revisions_first",
     }
 
 
@@ -401,7 +405,7 @@ def test_unknown_key_in_pack_with_position_and_did_you_mean(bad_pack):
     assert (problem.line, problem.column) == (4, 3)
     assert "unknown key 'windw'" in problem.message
     assert "did you mean 'window'" in problem.message
-    assert "allowed: max_change_requests, on_timeout, window" in problem.message
+    assert "allowed: extensions, max_change_requests, on_timeout, window" in problem.message
 
 
 def test_partial_yes_is_not_a_boolean(bad_pack):

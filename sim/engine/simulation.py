@@ -246,6 +246,9 @@ class Simulation:
         self.policy = policy
         #: the scenario's start date on the policy's calendar: turns ``bd`` windows into days
         self.clock = Clock(policy.calendar.calendar(), start)
+        #: the billings of each (client, freelancer) pair, when a fee is tiered by them
+        self._pair_tiers = any(f.pair_based for f in policy.fees)
+        self._pairs: dict[tuple[str, str], list[int]] = {}
         self.env = Environment()
         self.ledger = Ledger(keep_postings=keep_events)
         self.contracts: dict[str, Contract] = {}  # live contracts (finished ones retire when streaming)
@@ -332,6 +335,8 @@ class Simulation:
             spec.freelancer,
             [Milestone(m.id, m.amount, m.due) for m in spec.milestones],
         )
+        if self._pair_tiers:  # a fee tiered by the pair's lifetime billings: their contracts share them
+            c.pair = self._pairs.setdefault((c.client, c.freelancer), [0])
         self.contracts[c.id] = c
         self.index[c.id] = len(self.order)
         self.order.append(c.id)

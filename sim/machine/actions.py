@@ -9,6 +9,7 @@ did that. Timers return STALE when what they watch has moved on.
 
 from __future__ import annotations
 
+from ..core.units import format_duration
 from ..money.ledger import Transfer
 from ..policy.calendar import Clock
 from ..policy.model import Policy, show_duration
@@ -129,9 +130,13 @@ def submit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: flo
     m.last_submitted_at = now
     if m.first_submitted_at is None:
         m.first_submitted_at = now
+    m.extensions = 0
+    m.review_locked = False
     timers = []
     if policy.review.on_timeout == "approve":
-        timers.append(Timer(policy.review.window, Action("platform", "auto_approve", m.id, gen=m.gen)))
+        delay = clock.days(now, policy.review.window)
+        m.review_due = now + delay
+        timers.append(Timer(delay, Action("platform", "auto_approve", m.id, gen=m.gen)))
     if policy.review.on_timeout == "approve":
         window = clock.describe(now, policy.review.window)
         note = f"submission {m.submissions}; review window ends in {window}"
@@ -204,6 +209,35 @@ def auto_approve(
     return Outcome(
         True, events=[Emitted("platform", "auto_approve", m.id, amount, note, postings)], timers=timers
     )
+
+
+def extend_review(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """The client pushes the running review window's end by ``review.extensions.by``."""
+    assert m is not None and m.review_due is not None
+    ext = policy.review.extensions
+    assert ext is not None
+    m.gen += 1
+    m.extensions += 1
+    m.review_due += clock.days(m.review_due, ext.by)
+    delay = m.review_due - now
+    note = (
+        f"review window extended by {show_duration(ext.by)} (extension {m.extensions}"
+        f"{'' if ext.max is None else f' of {ext.max}'}); it now ends in {format_duration(delay)}"
+    )
+    timer = Timer(delay, Action("platform", "auto_approve", m.id, gen=m.gen))
+    return Outcome(True, events=[Emitted(a.actor, "extend_review", m.id, 0, note, [])], timers=[timer])
+
+
+def lock_review(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """The freelancer fixes the review's end: no more extensions; the client releases or disputes."""
+    assert m is not None and m.review_due is not None
+    m.review_locked = True
+    note = f"review end locked: it ends in {format_duration(m.review_due - now)} with no more extensions"
+    return Outcome(True, events=[Emitted(a.actor, "lock_review", m.id, 0, note, [])])
 
 
 def request_changes(

@@ -113,7 +113,7 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
             check(policy, c, action, m, now)
         out = effect(policy, c, action, m, now, clock)
     except Rejected as rej:
-        keys = RULE_KEYS.get(rej.rule, ())
+        keys = rej.keys or RULE_KEYS.get(rej.rule, ())
         if rej.rule in ("procedure", "not_your_turn") and c.procedure is not None:
             keys = (f"procedures.{c.procedure.name}",)
         return Outcome(False, rej.rule, rej.message, keys=_shorthand(policy, keys))
@@ -161,6 +161,7 @@ RULE_KEYS: dict[str, tuple[str, ...]] = {
     "bonus": ("release.bonus",),
     "dispute": ("refund.dispute",),
     "max_change_requests": ("review.max_change_requests",),
+    "review_extension": ("review.extensions",),
 }
 #: which fees an event may charge, by the flow they are on
 _FEES_ON = {

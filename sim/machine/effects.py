@@ -46,14 +46,15 @@ def need_milestone(m: Milestone, states: frozenset[str] | tuple[str, ...], what:
 
 
 def fees(
-    policy: Policy, on: str, amount: int
+    policy: Policy, on: str, amount: int, before: int = 0
 ) -> list[tuple[str, int]]:  # (payer, fee) for each fee rule on this flow
+    """Each fee rule on this flow; ``before`` is the pair's billings so far (tiered fees)."""
     out: list[tuple[str, int]] = []
     if amount <= 0:
         return out
     for fee in policy.fees:
         if fee.on == on:
-            value = fee.amount_on(amount)
+            value = fee.amount_on(amount, before)
             if value:
                 out.append((fee.payer, value))
     return out
@@ -127,7 +128,11 @@ def pay_freelancer(
         c.paid_out = True
     postings.append(Transfer(source, target, flow, gross, mid))
     net = gross
-    for payer, fee in fees(policy, "release" if flow == "released" else "bonus", gross):
+    before = 0
+    if c.pair is not None:  # billings of this client and freelancer together, for tiered fees
+        before = c.pair[0]
+        c.pair[0] += gross
+    for payer, fee in fees(policy, "release" if flow == "released" else "bonus", gross, before):
         if payer == "freelancer":
             if fee > net:
                 if notes is not None:

@@ -125,6 +125,29 @@ def _change_limit(policy: Policy, c: Contract, a: Action, m: Milestone | None, n
         )
 
 
+def _may_extend(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    assert m is not None
+    ext = policy.review.extensions
+    if ext is None:
+        raise Rejected("review_extension", "this policy has no review extensions (review.extensions)")
+    if m.review_locked:
+        raise Rejected("review_extension", f"the freelancer locked the review end of milestone {m.id}")
+    if ext.max is not None and m.extensions >= ext.max:
+        raise Rejected(
+            "review_extension",
+            f"milestone {m.id}'s review was already extended {m.extensions} time(s); the limit is {ext.max}",
+        )
+
+
+def _may_lock(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    assert m is not None
+    ext = policy.review.extensions
+    if ext is None or not ext.lockable:
+        raise Rejected("review_extension", "this policy does not let the freelancer lock the review end")
+    if m.review_locked:
+        raise Rejected("invalid_state", f"the review end of milestone {m.id} is already locked")
+
+
 def _new_id(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
     mid = a.milestone or ""
     if mid in c.by_id:
@@ -314,6 +337,14 @@ CHANGE_LIMIT = Guard(
     "within the limit",
     applies=lambda p: p.review.max_change_requests is not None,
 )
+MAY_EXTEND = Guard(
+    "may_extend",
+    "review_extension",
+    ("review.extensions",),
+    _may_extend,
+    "allowed, not locked, within max",
+)
+MAY_LOCK = Guard("may_lock", "review_extension", ("review.extensions.lockable",), _may_lock, "lockable")
 NEW_ID = Guard("new_id", "invalid_state", (), _new_id, "a new milestone id")
 ADD_MINIMUM = Guard("add_minimum", "minimum_amount", MINIMUM, _add_minimum, "amount >= minimum")
 POSITION_RANGE = Guard("position_range", "invalid_state", (), _position_range, "a position in the list")

@@ -104,6 +104,46 @@ def _start_stage(
     return timers, words
 
 
+def enter_platform_stage(policy: Policy, c: Contract, proc: OpenProcedure, now: float) -> list[Emitted]:
+    """A platform stage with a fee from escrow, just entered: a small claim is split at once (the
+    fee waived); otherwise the fee comes out of the money covered, milestones in order."""
+    stage = _stage_of(policy, proc)
+    fee = stage.fee
+    if stage.party != "platform" or fee is None:
+        return []
+    base = covered(c, proc)
+    where = f"{proc.name}.{stage.name}"
+    if fee.waived_below is not None and base <= fee.waived_below:
+        assert fee.split_below is not None
+        release = int(base * fee.split_below)  # the freelancer's share, rounded down
+        out = settle(policy, c, proc, release, base - release, now, "platform", "small_claim")
+        first = out.events[0]
+        first.message = (
+            f"small claim at {where}: {money(policy, base)} is at most {money(policy, fee.waived_below)}, "
+            f"so the fee is waived and the money split; "
+        ) + first.message.removeprefix("dispute decided: ")
+        first.keys = (f"procedures.{proc.name}.{stage.name}.fee",)
+        return out.events
+    value = min(stage_fee(stage, base), base)
+    postings = []
+    left = value
+    for mid in proc.milestones:
+        m = c.by_id[mid]
+        part = min(left, m.escrowed)
+        if part:
+            postings.append(Transfer(c.escrow_account, "platform", "fees", part, mid))
+            m.escrowed -= part
+            left -= part
+    if left and proc.include_credit:
+        part = min(left, c.credit)
+        postings.append(Transfer(c.escrow_account, "platform", "fees", part, ""))
+        c.credit -= part
+        left -= part
+    note = f"the {where} fee of {money(policy, value)} is taken from the escrow"
+    keys = (f"procedures.{proc.name}.{stage.name}.fee",)
+    return [Emitted("platform", "stage_fee_taken", _mid(proc), value, note, postings, keys)]
+
+
 def stage_fee(stage: Stage, base: int) -> int:
     """The stage's fee on ``base`` (the money covered): fixed plus percent, within its bounds."""
     from ..core.units import percent_of
@@ -151,6 +191,16 @@ def open_procedure(
         targets, include_credit = holding(c), True
         if not targets and c.credit == 0:
             raise Rejected("invalid_state", f"nothing of contract {c.id} is held in escrow")
+    need = declared.after_change_requests
+    early = [m for m in targets if m.change_requests < need]
+    if early:
+        m = early[0]
+        raise Rejected(
+            "revisions_first",
+            f"cannot {what} on milestone {m.id}: it had {m.change_requests} change request(s); "
+            f"{name} needs {need} first",
+            (f"procedures.{name}.after_change_requests",),
+        )
     proc = _open(c, name, a.actor, tuple(m.id for m in targets), include_credit, now, declared)
     timers, words = _start_stage(policy, c, proc, now, clock)
     amount = money(policy, covered(c, proc))
@@ -160,9 +210,9 @@ def open_procedure(
         else f"{name} opened over {amount}; {words}"
     )
     keys = (f"procedures.{name}.opened_by", *_keys(proc, declared.stages[0], "window", "on_timeout"))
-    return Outcome(
-        True, events=[Emitted(a.actor, a.name, a.milestone or "", 0, note, [], keys)], timers=timers
-    )
+    events = [Emitted(a.actor, a.name, a.milestone or "", 0, note, [], keys)]
+    events += enter_platform_stage(policy, c, proc, now)
+    return Outcome(True, events=events, timers=timers)
 
 
 def _open(
@@ -400,7 +450,10 @@ def _goto(
         amount = money(policy, covered(c, new))
         # "0 milestone(s)" when only credit is covered: the article's runs say it so (byte-identical)
         note = f"{len(new.milestones)} milestone(s), {amount}, in {target}; {words}"
-    return Outcome(True, events=[Emitted(actor, event, _mid(proc), 0, note, [], keys)], timers=timers)
+        proc = new
+    events = [Emitted(actor, event, _mid(proc), 0, note, [], keys)]
+    events += enter_platform_stage(policy, c, proc, now)
+    return Outcome(True, events=events, timers=timers)
 
 
 def _winner(proc: OpenProcedure, outcome: str) -> str:

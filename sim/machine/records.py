@@ -34,6 +34,9 @@ class Milestone:
     funded: int = 0  # paid into escrow for this milestone (the ``funded`` postings naming it)
     fees: int = 0  # fees of postings naming it
     refundable_fees: int = 0  # refundable funding fees paid for it, returned if it is refunded in full
+    review_due: float | None = None  # when the running review window ends (its auto_approve)
+    extensions: int = 0  # extend_review taken in this submission's review
+    review_locked: bool = False  # lock_review: the freelancer fixed the review's end
 
 
 @dataclass(slots=True)
@@ -80,6 +83,9 @@ class Contract:
     by_id: dict[str, Milestone] = field(default_factory=dict)
     #: flows of postings that name no milestone (contract credit refunded, or released in a dispute)
     credit_flows: dict[str, int] = field(default_factory=dict)
+    #: the client and freelancer's billings together, shared by their contracts (a one-item list),
+    #: kept only when a fee is tiered by ``pair_lifetime``
+    pair: list[int] | None = None
     escrow_account: str = ""  # account names, computed once
     client_account: str = ""
     activity_gen: int = 0  # dormancy: the generation of the last activity its timer watches
@@ -141,10 +147,11 @@ class Outcome:
 class Rejected(Exception):
     """Raised inside the state machine before any change; turned into a rejected Outcome."""
 
-    def __init__(self, rule: str, message: str) -> None:
+    def __init__(self, rule: str, message: str, keys: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.rule = rule
         self.message = message
+        self.keys = keys  # the policy keys that decided it, when the rule id alone does not say
 
 
 STALE = Outcome(accepted=False, rule="stale")

@@ -74,6 +74,13 @@ TABLE: tuple[Transition, ...] = (
     T("request_changes", ("client",), fx.request_changes, "stop the review clock until resubmission",
       ("active",), "request changes", "required", ("submitted",), "request changes on", (g.CHANGE_LIMIT,),
       MS, MS, ("review.max_change_requests",), "changes_requested"),
+    T("extend_review", ("client",), fx.extend_review, "push the running review window's end",
+      ("active",), "extend a review", "required", ("submitted",), "extend the review of", (g.MAY_EXTEND,),
+      MS, MS, ("review.extensions",), enabled=lambda p: p.review.extensions is not None),
+    T("lock_review", ("freelancer",), fx.lock_review, "fix the review's end: no more extensions",
+      ("active",), "lock a review", "required", ("submitted",), "lock the review of", (g.MAY_LOCK,),
+      MS, MS, ("review.extensions.lockable",),
+      enabled=lambda p: p.review.extensions is not None and p.review.extensions.lockable),
     T("add_milestone", ("client",), fx.add_milestone, "add a planned milestone {id, amount, due?}",
       EDITABLE_CONTRACT, "add a milestone",
       guards=(g.NEW_ID, g.ADD_MINIMUM, g.POSITION_RANGE, g.POSITION_LOCK), args=("milestone", "position"),
@@ -149,6 +156,10 @@ TABLE: tuple[Transition, ...] = (
     T("fee_returned", ("platform",), fx.funds_available, "a refundable fee goes back", automatic=True),
     T("all_paid", ("platform",), fx.stage_timeout, "every party paid the stage's fee: it moves on",
       automatic=True),
+    T("stage_fee_taken", ("platform",), fx.funds_available, "a platform stage's fee comes out of the escrow",
+      automatic=True),
+    T("small_claim", ("platform",), fx.funds_available, "a small claim is split, not decided (fee waived)",
+      automatic=True, to_state="resolved"),
     T("fund_next", ("platform",), fx.fund_next, "charge the next milestone after a release",
       keys=("milestones.auto_fund_next",), automatic=True),
 )  # fmt: skip
@@ -165,7 +176,17 @@ AUTOMATIC: tuple[str, ...] = tuple(t.action for t in TABLE if t.automatic)
 ARGS: dict[str, tuple[str, ...]] = {t.action: t.args for t in TABLE if t.args}
 REQUIRED: dict[str, tuple[str, ...]] = {t.action: t.required for t in TABLE if t.required}
 #: the events only the platform makes as consequences (no handler of their own is looked up)
-CONSEQUENCES = frozenset({"offer_refund", "dormancy_notice", "dormant", "fee_returned", "all_paid"})
+CONSEQUENCES = frozenset(
+    {
+        "offer_refund",
+        "dormancy_notice",
+        "dormant",
+        "fee_returned",
+        "all_paid",
+        "stage_fee_taken",
+        "small_claim",
+    }
+)
 
 
 def markdown_table() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import importlib.resources
+import itertools
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -44,7 +45,7 @@ from ..core.yamlio import (
     load_file,
     outside_message,
 )
-from .calendar import WEEKDAYS, BusinessDays, Calendar
+from .calendar import WEEKDAYS, BusinessDays, Calendar, is_zero
 from .procedures import Dormancy, Procedure, shorthand
 from .procedures import check as check_procedures
 from .procedures import resolved as resolved_procedures
@@ -77,6 +78,8 @@ RULE_IDS = (
     "not_your_turn",
     "late_cancel",
     "freelancer_cancel",
+    "review_extension",
+    "revisions_first",
 )
 
 
@@ -99,12 +102,42 @@ class LateCancel(RulesModel):
     outcome: Literal["refund"] = "refund"
 
 
+class ReviewExtensions(RulesModel):
+    """The client may push a running review window further (Guru's delayed auto-pay).
+
+    Each ``extend_review`` moves the window's end by ``by`` (``max`` times per submission at
+    most; None: no limit). ``lockable: true`` lets the freelancer fix the date (``lock_review``):
+    the client must then release or dispute before it.
+    """
+
+    party: Literal["client"] = "client"
+    by: PolicyDuration
+    max: Annotated[StrictInt, Field(ge=1)] | None = None
+    lockable: StrictBool = False
+
+    @field_validator("by")
+    @classmethod
+    def _positive(cls, by: float | BusinessDays) -> float | BusinessDays:
+        if is_zero(by):
+            raise ValueError("an extension of 0 days extends nothing: give a positive duration")
+        return by
+
+
 class ReviewRules(RulesModel):
     """The client's review of a submission."""
 
     window: PolicyDuration
     on_timeout: Literal["approve", "nothing"] = "approve"
     max_change_requests: Annotated[StrictInt, Field(ge=0)] | None = None
+    extensions: ReviewExtensions | None = None
+
+    @model_validator(mode="after")
+    def _extensions_need_a_timeout(self) -> ReviewRules:
+        if self.extensions is not None and self.on_timeout != "approve":
+            raise ValueError(
+                "review.extensions push the window's end, but on_timeout: nothing has no end to push"
+            )
+        return self
 
 
 class ReleaseRules(RulesModel):
@@ -173,6 +206,13 @@ class CalendarRules(RulesModel):
         }
 
 
+class Tier(RulesModel):
+    """One band of a tiered fee: ``percent`` of the part of the basis up to ``upto`` (None: the rest)."""
+
+    upto: Money | None = None
+    percent: Percent
+
+
 class Fee(RulesModel):
     """A platform fee: a percentage (and/or a fixed amount) of a flow, paid by one party.
 
@@ -183,7 +223,11 @@ class Fee(RulesModel):
     bound the percentage part ("3% or $3, whichever is greater"); ``below``/``above`` charge the
     fee only on flows under/over an amount (a small-order fee). ``refundable: true`` returns the
     fee with the money it was charged on: a funding fee when that milestone is refunded in full,
-    a first_funding fee when the contract closes having released nothing.
+    a first_funding fee when the contract closes having released nothing. ``tiers`` charge a
+    percentage per band, marginally: of a flow alone (``tier_basis: flow``) or of the client and
+    freelancer's billings together so far (``tier_basis: pair_lifetime``: PeoplePerHour's fee by
+    lifetime billings with one buyer), so a release that crosses a band pays each band's rate on
+    its part of it.
     """
 
     name: StrictStr
@@ -197,6 +241,28 @@ class Fee(RulesModel):
     above: Money | None = None
     rounding: Literal["half_up", "half_even", "down", "up"] = "half_up"
     refundable: StrictBool = False
+    tiers: tuple[Tier, ...] = ()
+    tier_basis: Literal["flow", "pair_lifetime"] = "flow"
+
+    @model_validator(mode="after")
+    def _tiers(self) -> Fee:
+        if not self.tiers:
+            if self.tier_basis != "flow":
+                raise ValueError("tier_basis needs tiers")
+            return self
+        if self.percent:
+            raise ValueError("a tiered fee takes its percentages from tiers: leave out percent")
+        if self.on not in ("release", "bonus"):
+            raise ValueError("tiers are supported for fees on release and bonus")
+        *bands, last = self.tiers
+        if last.upto is not None:
+            raise ValueError("the last tier has no upto: it charges everything above the one before")
+        bounds = [t.upto for t in bands]
+        if any(b is None for b in bounds):
+            raise ValueError("every tier but the last needs upto")
+        if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)) or (bounds and bounds[0] <= 0):
+            raise ValueError("tiers' upto must be positive and increasing")
+        return self
 
     @model_validator(mode="after")
     def _funding_fees_are_the_clients(self) -> Fee:
@@ -212,18 +278,42 @@ class Fee(RulesModel):
             raise ValueError("below must be more than above, or no flow is charged")
         return self
 
-    def amount_on(self, flow: int) -> int:
-        """This fee on a flow of ``flow`` minor units (0 when its below/above exclude it)."""
+    def amount_on(self, flow: int, before: int = 0) -> int:
+        """This fee on a flow of ``flow`` minor units (0 when its below/above exclude it).
+
+        ``before``: the pair's billings before this flow (read by ``tier_basis: pair_lifetime``).
+        """
         if flow <= 0 or (self.below is not None and flow >= self.below):
             return 0
         if self.above is not None and flow <= self.above:
             return 0
-        part = percent_of(flow, self.percent, self.rounding) if self.percent else 0
+        if self.tiers:
+            part = self._tiered(flow, before if self.tier_basis == "pair_lifetime" else 0)
+        else:
+            part = percent_of(flow, self.percent, self.rounding) if self.percent else 0
         if self.minimum is not None:
             part = max(part, self.minimum)
         if self.maximum is not None:
             part = min(part, self.maximum)
         return part + (self.fixed or 0)
+
+    def _tiered(self, flow: int, start: int) -> int:
+        """Each band's percent of the part of [start, start + flow) inside it, rounded once."""
+        exact = Decimal(0)
+        low = 0
+        for tier in self.tiers:
+            high = tier.upto
+            part = min(start + flow, high if high is not None else start + flow) - max(start, low)
+            if part > 0:
+                exact += part * tier.percent
+            if high is None or high >= start + flow:
+                break
+            low = high
+        return percent_of(1, exact, self.rounding)  # exact / 100, rounded once
+
+    @property
+    def pair_based(self) -> bool:
+        return bool(self.tiers) and self.tier_basis == "pair_lifetime"
 
 
 class Policy(RulesModel):
@@ -351,6 +441,18 @@ class Policy(RulesModel):
                 "window": show_duration(self.review.window),
                 "on_timeout": self.review.on_timeout,
                 "max_change_requests": self.review.max_change_requests,
+                **(
+                    {
+                        "extensions": {
+                            "party": self.review.extensions.party,
+                            "by": show_duration(self.review.extensions.by),
+                            "max": self.review.extensions.max,
+                            "lockable": self.review.extensions.lockable,
+                        }
+                    }
+                    if self.review.extensions is not None
+                    else {}
+                ),
             },
             "release": self.release.model_dump(),
             "refund": None
@@ -382,6 +484,20 @@ class Policy(RulesModel):
                         if getattr(f, k) is not None
                     },
                     **({"refundable": True} if f.refundable else {}),
+                    **(
+                        {
+                            "tiers": [
+                                {
+                                    "upto": None if t.upto is None else format_money(t.upto, d),
+                                    "percent": str(t.percent),
+                                }
+                                for t in f.tiers
+                            ],
+                            "tier_basis": f.tier_basis,
+                        }
+                        if f.tiers
+                        else {}
+                    ),
                 }
                 for f in self.fees
             ],

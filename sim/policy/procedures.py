@@ -15,9 +15,10 @@ name replaces it.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictStr, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictInt, StrictStr, field_validator, model_validator
 
 from ..core.units import format_money
 from .calendar import BusinessDays, is_zero
@@ -75,6 +76,13 @@ class StageFee(RulesModel):
     each`` means every party that wants to act pays its own. The fee of a party that alone paid is
     returned with the money (outcome ``to_payer``); ``refund_to: winner`` also returns the winner's
     fee after a platform decision.
+
+    ``from_escrow: true`` (platform stages) takes the fee out of the money the procedure covers
+    when the stage starts, instead of from a party (Guru's arbitration fee comes out of SafePay).
+    ``waived_below`` with ``split_below``: when the money covered is at or below that amount the
+    fee is waived and the platform splits it instead of deciding, ``split_below`` being the
+    freelancer's share (0.5: 50/50; the freelancer's part rounds down, the odd minor unit goes
+    back to the client).
     """
 
     fixed: Money | None = None
@@ -83,6 +91,18 @@ class StageFee(RulesModel):
     maximum: Money | None = None
     payer: Literal["each", "client", "freelancer", "filer", "respondent"] = "each"
     refund_to: Literal["payer_if_alone", "winner"] = "payer_if_alone"
+    from_escrow: StrictBool = False
+    waived_below: Money | None = None
+    split_below: Percent | None = None
+
+    @field_validator("split_below")
+    @classmethod
+    def _share(cls, share: Decimal | None) -> Decimal | None:
+        if share is not None and share > 1:
+            raise ValueError(
+                f"split_below is the freelancer's share, between 0 and 1 (0.5: 50/50), got {share}"
+            )
+        return share
 
     @model_validator(mode="after")
     def _bounds(self) -> StageFee:
@@ -92,6 +112,10 @@ class StageFee(RulesModel):
             raise ValueError("the fee's minimum is more than its maximum: no amount satisfies both")
         if self.percent is None and (self.minimum is not None or self.maximum is not None):
             raise ValueError("minimum and maximum bound a percentage fee: give percent")
+        if (self.waived_below is None) != (self.split_below is None):
+            raise ValueError("waived_below and split_below go together: small claims are waived and split")
+        if self.from_escrow and (self.payer != "each" or self.refund_to != "payer_if_alone"):
+            raise ValueError("a fee from_escrow is paid by nobody: leave out payer and refund_to")
         return self
 
 
@@ -119,7 +143,14 @@ class Stage(RulesModel):
                 )
             if self.window is not None or self.on_timeout is not None:
                 raise ValueError("a platform stage has no window: it waits for the platform's decision")
+            if self.fee is not None and not self.fee.from_escrow:
+                raise ValueError(
+                    "no party acts in a platform stage, so nobody can pay its fee: "
+                    "take it from the escrow (fee.from_escrow: true) or put the fee on a party's stage"
+                )
         else:
+            if self.fee is not None and (self.fee.from_escrow or self.fee.waived_below is not None):
+                raise ValueError("from_escrow and waived_below/split_below are for platform stages")
             if self.decision is not None:
                 raise ValueError("decision belongs to platform stages (party: platform)")
             if self.window is None:
@@ -185,6 +216,9 @@ class Procedure(RulesModel):
     #: the states a milestone it covers must be in to open it (default: funded, in review or
     #: with changes requested); e.g. [submitted] for a rejection of a delivery
     milestone_states: tuple[Literal["funded", "submitted", "changes_requested"], ...] | None = None
+    #: the change requests the milestones it covers must have had first (PeoplePerHour: a buyer
+    #: allows at least two further iterations before asking for a refund); 0: none needed
+    after_change_requests: Annotated[StrictInt, Field(ge=0, le=1000)] = 0
     stages: tuple[Stage, ...]
 
     @field_validator("stages")
@@ -415,10 +449,17 @@ def resolved(procedures: dict[str, Procedure], digits: int) -> dict[str, Any]:
                     "maximum": money(f.maximum),
                     "payer": f.payer,
                     "refund_to": f.refund_to,
+                    **({"from_escrow": True} if f.from_escrow else {}),
+                    **(
+                        {"waived_below": money(f.waived_below), "split_below": str(f.split_below)}
+                        if f.waived_below is not None
+                        else {}
+                    ),
                 }
             stages.append(entry)
         out[name] = {
             **({"milestone_states": list(proc.milestone_states)} if proc.milestone_states else {}),
+            **({"after_change_requests": proc.after_change_requests} if proc.after_change_requests else {}),
             "opened_by": dict(proc.opened_by) if proc.opened_by else None,
             "contract_states": list(proc.contract_states),
             "covers": proc.covers,
