@@ -264,7 +264,8 @@ class SampledContract:
         if choice == "partial":
             frac = min(max(self.pop.partial_fraction.draw(self.rng), 0.0), 1.0)
             amount = max(1, round(m.escrowed * frac))
-            sim.act(cid, Action("client", "approve", mid, amount=amount))
+            if not sim.act(cid, Action("client", "approve", mid, amount=amount)):
+                sim.act(cid, Action("client", "approve", mid))  # no partial releases here: in full
         elif choice == "bonus":
             frac = max(self.pop.bonus_fraction.draw(self.rng), 0.0)
             amount = m.escrowed + round(m.escrowed * frac)
@@ -281,10 +282,15 @@ class SampledContract:
                         )
                     ]
                 )
-            sim.act(cid, Action("client", "approve", mid, amount=amount))
+            if not sim.act(cid, Action("client", "approve", mid, amount=amount)):
+                sim.act(cid, Action("client", "approve", mid))  # no bonuses here: in full
         elif choice == "refund":  # the client ends the contract and asks for the escrow back
-            sim.act(cid, _END)
-            sim.act(cid, _refund_request(sim, mid))
+            request = _refund_request(sim, mid)
+            if _opens_while_active(sim, request):  # first ask, then end the contract once it is over
+                sim.act(cid, request)
+            else:  # the article's order: end the contract, then ask for the escrow back
+                sim.act(cid, _END)
+                sim.act(cid, request)
         else:
             sim.act(cid, Action("client", "approve", mid))
 
@@ -302,6 +308,8 @@ class SampledContract:
             self._later(sim, delay, Action("client", "fund", nxt.id), _planned(nxt.id))
         elif c.credit > 0:
             self._later(sim, delay, _REQUEST_REFUND, _no_request)
+        elif any(m.state in HOLDING for m in c.milestones if not m.deleted):
+            return  # funded upfront: the other milestones still hold escrow and are being worked on
         elif c.state == "active":
             sim.act(self.cid, _END)  # nothing left to do: the client ends the contract right away
 
@@ -391,6 +399,15 @@ def _refund_request(sim: Simulation, mid: str) -> Action:
     if sim.policy.all_procedures[name].covers == "milestone":
         return Action("client", action, mid)
     return _REQUEST_REFUND if action == "request_refund" else Action("client", action)
+
+
+def _opens_while_active(sim: Simulation, request: Action) -> bool:
+    """Does the pack's refund procedure open only on an active contract (Fiverr's cancellation,
+    Escrow.com's rejection)? Then the client asks before ending the contract, not after."""
+    name = sim.policy.openers.get((request.actor, request.name))
+    if name is None:
+        return False
+    return "ended" not in sim.policy.all_procedures[name].contract_states
 
 
 def _planned(mid: str) -> Any:
@@ -580,7 +597,7 @@ def populate(sim: Simulation, scenario: Scenario, replication: int, seed: int) -
     A behaviour that loops without time passing stops the run with an InputError
     (:func:`no_progress_error`).
     """
-    pop: Population = scenario.population
+    pop: Population = scenario.population.for_policy(scenario.policy.policy)
 
     def explain(exc: NoProgress) -> None:
         raise no_progress_error(scenario, exc) from exc

@@ -23,6 +23,7 @@ a stage of one pack (``dispute.client_response`` of upwork_2026) is simply unuse
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -111,6 +112,15 @@ class Population:
     refund_response: Responds | None = None  # freelancer.refund_response, for escrow_refund.respond
     #: population.stages: (procedure.stage, party or "" for both parties, what is set there)
     stages: tuple[tuple[str, str, Responds], ...] = ()
+    #: population.by_policy: (pack name, this population with that pack's behaviour)
+    by_policy: tuple[tuple[str, Population], ...] = ()
+
+    def for_policy(self, name: str) -> Population:
+        """The population as it behaves under the pack ``name`` (its ``by_policy`` entry, if any)."""
+        for pack, variant in self.by_policy:
+            if pack == name:
+                return variant
+        return self
 
     def responds_at(self, where: str, party: str) -> tuple[tuple[tuple[str, float], ...], Dist, float]:
         """The answer mix, delay and fee probability of ``party`` at stage ``where`` (``proc.stage``).
@@ -146,7 +156,9 @@ _ZERO = constant(0.0)
 
 # ------------------------------------------------------------------------------ parsing
 
-_KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform", "stages")
+_KEYS = ("arrivals", "parties", "milestones", "client", "freelancer", "platform", "stages", "by_policy")
+#: what a ``by_policy`` entry may set: behaviour only, so every pack still sees the same contracts
+BY_POLICY_KEYS = ("client", "freelancer", "platform", "stages")
 
 
 def _block(col: Collector, data: dict, key: str, loc: Loc, allowed: tuple[str, ...]) -> dict:
@@ -190,14 +202,20 @@ def parse_population(
     *,
     roots: Sequence[Path] | None = None,
     policy: Policy | None = None,
+    loc: Loc = ("population",),
 ) -> Population | None:
     """Validate the ``population:`` block, reporting every problem with its position.
+
+    ``by_policy: {pack: {client: ..., freelancer: ..., platform: ..., stages: ...}}`` gives a
+    pack's own behaviour, for what only exists there: each key of a block it names replaces that
+    key of the shared block (``client: {review: ...}`` replaces ``client.review`` as a whole; a
+    ``stages`` entry replaces that stage's entry). Arrivals, parties and milestones cannot be
+    set per pack: every pack plays the same contracts (common random numbers).
 
     Empirical CSVs must lie inside ``roots`` (see ``distributions.parse_dist``). Given the
     scenario's ``policy``, names in ``population.stages`` that are no stage of it are warnings
     (:func:`unknown_stages`).
     """
-    loc: Loc = ("population",)
     if not isinstance(raw, dict):
         col.add(loc, "population is a mapping of arrivals, milestones, client, freelancer, platform")
         return None
@@ -333,10 +351,53 @@ def parse_population(
     )
     if len(col.problems) != n_before:
         return None
+    if "by_policy" in raw and loc == ("population",):
+        variants = _by_policy(col, raw, base, digits, roots, loc)
+        if len(col.problems) != n_before:
+            return None
+        pop = dataclasses.replace(pop, by_policy=variants)
+    elif "by_policy" in raw:
+        col.add((*loc, "by_policy"), "by_policy entries cannot have a by_policy of their own")
+        return None
     if policy is not None:
         for name, message in unknown_stages(pop, policy):
             col.warnings.append(col.doc.problem((*loc, "stages", name), message, key=True))
     return pop
+
+
+def _by_policy(
+    col: Collector, raw: dict, base: Path, digits: int, roots: Sequence[Path] | None, loc: Loc
+) -> tuple[tuple[str, Population], ...]:
+    """Each ``by_policy`` entry merged over the shared blocks and parsed as a population."""
+    bloc = (*loc, "by_policy")
+    entries = raw["by_policy"]
+    if not isinstance(entries, dict) or not all(isinstance(k, str) for k in entries):
+        col.add(bloc, "by_policy is a mapping of pack names to behaviour, e.g. {fiverr: {client: ...}}")
+        return ()
+    shared = {k: v for k, v in raw.items() if k != "by_policy"}
+    out = []
+    for name, entry in entries.items():
+        eloc = (*bloc, name)
+        if not isinstance(entry, dict):
+            col.add(eloc, f"by_policy.{name} is a mapping of {', '.join(BY_POLICY_KEYS)}")
+            continue
+        n_before = len(col.problems)
+        col.keys(entry, BY_POLICY_KEYS, eloc)
+        merged = dict(shared)
+        for key, block in entry.items():
+            if key not in BY_POLICY_KEYS:
+                continue
+            if not isinstance(block, dict):
+                col.add((*eloc, key), f"{key} is a mapping")
+                continue
+            old = shared.get(key)
+            merged[key] = {**old, **block} if isinstance(old, dict) else block
+        if len(col.problems) != n_before:
+            continue
+        variant = parse_population(col, merged, base, digits, roots=roots, loc=eloc)
+        if variant is not None:
+            out.append((name, variant))
+    return tuple(out)
 
 
 def _responds(col: Collector, raw: Any, loc: Loc, dist: Any) -> Responds:

@@ -721,7 +721,7 @@ def load_policy(
         raise InputError(problems)
     digits = CURRENCY_DIGITS.get(str(sourced.data.get("currency", "USD")), 2)
     policy: Policy = schema.validate(Policy, sourced.data, sourced.locate, context={"digits": digits})
-    cross = check_procedures(policy.all_procedures, policy.dormancy)
+    cross = check_procedures(policy.all_procedures, policy.dormancy, frozenset(policy.procedures))
     if cross:
         raise InputError([sourced.locate(loc, message, False) for loc, message in cross])
     return policy.with_sources(_sources(sourced))

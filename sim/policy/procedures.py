@@ -279,8 +279,12 @@ def shorthand(refund: Any) -> dict[str, Procedure]:
     }
 
 
-def check(procedures: dict[str, Procedure], dormancy: Dormancy | None) -> list[tuple[tuple, str]]:
-    """Cross-checks no single stage can make: (data location, message) for each problem."""
+def check(
+    procedures: dict[str, Procedure], dormancy: Dormancy | None, declared: frozenset[str] | None = None
+) -> list[tuple[tuple, str]]:
+    """Cross-checks no single stage can make: (data location, message) for each problem.
+
+    ``declared``: the procedures the pack wrote itself (the others come from the shorthand)."""
     problems: list[tuple[tuple, str]] = []
     names = sorted(procedures)
     for pname, proc in procedures.items():
@@ -332,6 +336,8 @@ def check(procedures: dict[str, Procedure], dormancy: Dormancy | None) -> list[t
                         (loc, "to_payer needs a fee in this stage: nobody pays, so there is no payer")
                     )
     problems += _instant_cycles(procedures)
+    if not problems:
+        problems += _unreachable(procedures, dormancy, declared)
     if dormancy is not None and dormancy.procedure not in procedures:
         problems.append(
             (
@@ -339,6 +345,60 @@ def check(procedures: dict[str, Procedure], dormancy: Dormancy | None) -> list[t
                 f"unknown procedure {dormancy.procedure!r}; known: {', '.join(names)}",
             )
         )
+    return problems
+
+
+def _unreachable(
+    procedures: dict[str, Procedure], dormancy: Dormancy | None, declared: frozenset[str] | None = None
+) -> list[tuple[tuple, str]]:
+    """Procedures and stages nothing leads to: their keys would be read by no run of the pack.
+
+    Only ``declared`` procedures are reported (None: all); the ones the ``refund:`` shorthand
+    implies are followed but never reported."""
+    starts = [(n, 0) for n, p in procedures.items() if p.opened_by]
+    if dormancy is not None and dormancy.procedure in procedures:
+        starts.append((dormancy.procedure, 0))
+    seen: set[tuple[str, int]] = set()
+    todo = list(starts)
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        pname, i = node
+        proc = procedures[pname]
+        stage = proc.stages[i]
+        if stage.decision == "proposal" and i + 1 < len(proc.stages):
+            todo.append((pname, i + 1))
+        for _what, outcome in stage.outcomes():
+            if outcome == "next" and i + 1 < len(proc.stages):
+                todo.append((pname, i + 1))
+            elif isinstance(outcome, Goto):
+                target = outcome.procedure or pname
+                index = procedures[target].stage(outcome.stage) if outcome.stage else 0
+                todo.append((target, index))
+    problems: list[tuple[tuple, str]] = []
+    for pname, proc in procedures.items():
+        if declared is not None and pname not in declared:
+            continue
+        if (pname, 0) not in seen:
+            problems.append(
+                (
+                    ("procedures", pname),
+                    f"procedure {pname} is never opened: it has no opened_by, no outcome of another "
+                    "procedure leads to it and dormancy does not open it, so its keys decide nothing",
+                )
+            )
+            continue
+        for i, stage in enumerate(proc.stages):
+            if (pname, i) not in seen:
+                problems.append(
+                    (
+                        ("procedures", pname, "stages", i),
+                        f"stage {stage.name} of {pname} is never reached: no answer, timeout or "
+                        "proposal leads to it, so its keys decide nothing",
+                    )
+                )
     return problems
 
 
