@@ -363,3 +363,19 @@ def test_wide_tables_are_split_into_blocks_of_110_columns(result: PacksResult) -
     assert sum(line.startswith("kpi ") for line in lines) == 2  # two blocks, each with its header
     assert all(f"pack_number_{i}" in text for i in range(6))
     assert text_blocks(result.table()).splitlines()[0].split() == ["kpi", *result.labels]
+
+
+def test_an_in_memory_change_to_the_scenario_is_kept_under_every_pack():
+    """``dataclasses.replace(scenario, until=...)`` then compare: every pack plays the shorter run,
+    the same contracts as a run of that pack alone on the changed scenario."""
+    import dataclasses
+
+    base = sim.load_scenario(Path(__file__).resolve().parent.parent / "scenarios/markets/freelance_year.yaml")
+    short = dataclasses.replace(base, until=20.0, replications=1)
+    res = compare_packs(short, ["upwork", "guru"], charts=False, progress=False, backend="inprocess")
+    assert [v.scenario.until for v in res.packs] == [20.0, 20.0]
+    assert res.packs[1].scenario.population == short.population
+    alone = sim.run(dataclasses.replace(short, policy_ref="guru").with_overrides([]), replications=1)
+    contracts = alone.kpis["contracts"]["mean"]
+    assert list(res.runs["contracts"]) == [contracts, contracts]
+    assert contracts == pytest.approx(15 * 20, rel=0.25)  # 15 a day for 20 days, not a year's worth

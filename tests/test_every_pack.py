@@ -31,10 +31,15 @@ def test_every_pack_conserves_money_and_ends_every_procedure(pack, seed, tmp_pat
     assert result.scenario.policy.policy == pack
     run = result.runs[0]
     assert run.kpis["milestones_closed"] > 0
-    # the ledger: clients paid what escrow, freelancers and the platform hold, to the cent
+    # the ledger: clients paid what escrow, freelancers and the platform hold (for itself, and
+    # for clients refunded to their platform balance), to the cent
     bal = run.balances.iloc[-1]
-    assert bal["client"] == bal["escrow"] + bal["freelancer"] + bal["platform"]
+    assert bal["client"] == bal["escrow"] + bal["freelancer"] + bal["platform"] + bal["client_balance"]
     assert (run.balances["escrow"] >= 0).all() and (run.balances["platform"] >= 0).all()
+    assert (run.balances["client_balance"] >= 0).all()
+    # refunds land on the platform balance only where the pack says so
+    refunded_to = set(run.ledger.loc[run.ledger["flow"] == "refunded", "to_account"].str.partition(":")[0])
+    assert refunded_to <= ({"balance"} if pack == "fiverr" else {"client"}), refunded_to
     # 380 days after the last arrival every procedure has ended: no milestone is still in one
     ms = run.milestones
     stuck = ms[ms["state"].isin(IN_PROCEDURE)]

@@ -55,6 +55,22 @@ def test_refund_lowers_client_account(led: Ledger):
     led.check()
 
 
+def test_a_refund_to_the_platform_balance_stays_on_the_platform_for_the_client(led: Ledger):
+    """refund.to: platform_balance: the money leaves escrow for ``balance:acme``; the client's
+    account still counts all it paid, and conservation counts the balance as held."""
+    _fund(led, 50000)
+    led.post(3.0, ESC, "balance:acme", "refunded", 20000, "c1", "m1")
+    assert led.balances[ACME] == 50000
+    assert led.balances["balance:acme"] == 20000
+    assert led.kinds["client_balance"] == 20000 and led.kinds["escrow"] == 30000
+    assert led.totals["refunded"] == 20000
+    assert account_balance(led.balances, "balance") == 20000
+    led.check()
+    led.kinds["client_balance"] -= 1  # a cent lost from the balances breaks conservation
+    with pytest.raises(LedgerError, match="conservation broken"):
+        led.check()
+
+
 def test_bonus_goes_from_client_straight_to_freelancer(led: Ledger):
     _fund(led, 50000)
     led.post(5.0, ESC, ANA_A, "released", 50000, "c1", "m1")
@@ -167,6 +183,7 @@ def test_kinds_track_every_account_kind(led: Ledger):
         "freelancer_pending": 60,
         "freelancer_available": 40,
         "platform": 0,
+        "client_balance": 0,
     }
 
 

@@ -4,6 +4,7 @@ at every stage that waits for the platform, and the same population compared und
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -365,3 +366,20 @@ def test_compare_upwork_with_upwork_2026_on_the_same_population():
     share = diff.loc["disputed_share"]
     assert share["diff"] < 0 and share["significant"] and share["ci_high"] < 0
     assert share["ci_low"] < share["diff"] < share["ci_high"]  # a paired interval, reported
+
+
+def test_a_client_asks_for_revisions_first_where_the_pack_wants_them():
+    """PeoplePerHour's two iterations before a refund: a sampled client who wants the money back
+    rejects the invoice until it may ask, so no request is refused and refunds follow two reworks."""
+    base = sim.load_scenario(Path(__file__).resolve().parent.parent / "scenarios/markets/freelance_year.yaml")
+    scenario = dataclasses.replace(base, policy_ref="peopleperhour", until=90.0).with_overrides([])
+    result = sim.run(scenario, replications=1)
+    ev, ms = result.events, result.milestones
+    assert not ((ev["outcome"] == "rejected") & (ev["rule"] == "revisions_first")).any()
+    asked = ev[(ev["action"] == "request_refund") & (ev["outcome"] == "accepted")]
+    assert len(asked) > 20
+    keys = list(zip(asked["contract"], asked["milestone"], strict=True))
+    asked_ms = ms.set_index(["contract", "milestone"]).loc[keys]
+    assert (asked_ms["change_requests"] >= 2).all()
+    decided = ms[ms["outcome"].isin(["refunded", "resolved"]) & ms["first_submitted_at"].notna()]
+    assert len(decided) > 20

@@ -65,7 +65,8 @@ MILESTONE_COLUMNS = (
     "submissions",
     "late",
 )
-BALANCE_COLUMNS = ("time", *KINDS, "freelancer")
+#: the kinds in time order, freelancers' total, and money held for clients last (it came later)
+BALANCE_COLUMNS = ("time", *KINDS[:5], "freelancer", "client_balance")
 MONEY_COLUMNS = {"amount", "funded", "released", "refunded", "bonus", "fees", *KINDS, "freelancer"}
 KPI_NAMES = (
     "contracts",
@@ -173,7 +174,7 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
         LEDGER_COLUMNS,
     )
     milestones = milestone_frame(sim)
-    bal_rows = [(*row, row[3] + row[4]) for row in sim.rec.balances]
+    bal_rows = [(*row[:6], row[3] + row[4], row[6]) for row in sim.rec.balances]
     balances = _frame(bal_rows, BALANCE_COLUMNS)
     totals = dict(sim.ledger.totals)
     kpis = compute_kpis(sim, milestones, totals, end, digits)

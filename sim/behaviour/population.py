@@ -25,7 +25,7 @@ from ..core.units import MAX_MINOR
 from ..core.yamlio import InputError, Problem
 from ..engine.simulation import NoProgress
 from ..inputs.distributions import pick
-from ..inputs.population_spec import REFUND_STAGE, Population
+from ..inputs.population_spec import REFUND_STAGE, Population, stage_answer
 from ..inputs.scenario import ContractSpec, MilestoneSpec
 from ..machine.contract import HOLDING, Action, Contract, Emitted, OpenProcedure
 from ..machine.procedures import awaits_platform, must_act
@@ -92,7 +92,7 @@ class SampledContract:
     the action ``respond``.
     """
 
-    __slots__ = ("ahead", "cid", "covered", "pop", "rng", "seen", "working")
+    __slots__ = ("ahead", "cid", "covered", "pop", "refunding", "rng", "seen", "working")
 
     def __init__(self, cid: str, pop: Population, rng: np.random.Generator) -> None:
         self.cid = cid
@@ -105,6 +105,9 @@ class SampledContract:
         self.covered: tuple[str, ...] = ()
         #: funding any_number: the milestones whose funding is scheduled (None: one_at_a_time)
         self.ahead: set[str] | None = None
+        #: milestones whose client wants the money back but must ask for revisions first
+        #: (``after_change_requests``): their next review asks for the refund again
+        self.refunding: set[str] | None = None
 
     def _later(self, sim: Simulation, delay: float, action: Action, check: Any = None) -> None:
         if math.isinf(delay):
@@ -250,7 +253,8 @@ class SampledContract:
             m = c.by_id[mid]
             if m.state != "submitted" or m.gen != gen:
                 return  # the review window (or something else) got there first
-            self._decide(sim, c, mid, pick(self.pop.decision, u))
+            refunding = self.refunding is not None and mid in self.refunding
+            self._decide(sim, c, mid, "refund" if refunding else pick(self.pop.decision, u))
 
         sim.at(delay, decide)
 
@@ -286,6 +290,12 @@ class SampledContract:
                 sim.act(cid, Action("client", "approve", mid))  # no bonuses here: in full
         elif choice == "refund":  # the client ends the contract and asks for the escrow back
             request = _refund_request(sim, mid)
+            first = m.change_requests < _revisions_first(sim, request)  # PeoplePerHour: iterations first
+            if first and sim.act(cid, Action("client", "request_changes", mid)):
+                if self.refunding is None:
+                    self.refunding = set()
+                self.refunding.add(mid)  # after the rework, the client asks again
+                return
             if _opens_while_active(sim, request):  # first ask, then end the contract once it is over
                 sim.act(cid, request)
             else:  # the article's order: end the contract, then ask for the escrow back
@@ -348,23 +358,6 @@ class SampledContract:
             sim.act(self.cid, _END)
 
 
-def stage_answer(stage: Stage, choice: str) -> str | None:
-    """The stage's own answer for a party's accept, decline or silent (None: no answer).
-
-    accept is the answer named accept, else the first listed answer not named decline; decline
-    is the answer named decline, else the first listed answer that accept did not take.
-    """
-    names = list(stage.answers)
-    if choice == "silent" or not names:
-        return None
-    accept = "accept" if "accept" in names else next((n for n in names if n != "decline"), None)
-    if choice == "accept":
-        return accept
-    if "decline" in names:
-        return "decline"
-    return next((n for n in names if n not in (accept, "accept")), None)
-
-
 def _answer_action(policy: Policy, where: str, party: str, answer: str) -> Action:
     """``respond {answer}``; at the ``refund:`` shorthand's stage, the upwork actions' names."""
     shorthand = where == REFUND_STAGE and "escrow_refund" not in policy.procedures
@@ -399,6 +392,12 @@ def _refund_request(sim: Simulation, mid: str) -> Action:
     if sim.policy.all_procedures[name].covers == "milestone":
         return Action("client", action, mid)
     return _REQUEST_REFUND if action == "request_refund" else Action("client", action)
+
+
+def _revisions_first(sim: Simulation, request: Action) -> int:
+    """How many change requests the pack's refund procedure wants first (``after_change_requests``)."""
+    name = sim.policy.openers.get((request.actor, request.name))
+    return sim.policy.all_procedures[name].after_change_requests if name is not None else 0
 
 
 def _opens_while_active(sim: Simulation, request: Action) -> bool:

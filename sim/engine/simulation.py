@@ -29,8 +29,8 @@ from ..machine.contract import (
     Contract,
     Emitted,
     Milestone,
-    apply,
     decided_by,
+    machine_for,
     timer_is_stale,
 )
 from ..money.ledger import FLOWS, KINDS, OUT_OF_POCKET, Ledger
@@ -244,10 +244,14 @@ class Simulation:
         start: dt.date | None = None,
     ) -> None:
         self.policy = policy
+        #: the policy's compiled transition table: every action is decided by it
+        self._decide = machine_for(policy).decide
         #: the scenario's start date on the policy's calendar: turns ``bd`` windows into days
         self.clock = Clock(policy.calendar.calendar(), start)
         #: the billings of each (client, freelancer) pair, when a fee is tiered by them
         self._pair_tiers = any(f.pair_based for f in policy.fees)
+        #: refunds go to the client's platform balance, not back to what they paid with
+        self._to_balance = policy.refund is not None and policy.refund.to == "platform_balance"
         self._pairs: dict[tuple[str, str], list[int]] = {}
         self.env = Environment()
         self.ledger = Ledger(keep_postings=keep_events)
@@ -337,6 +341,8 @@ class Simulation:
         )
         if self._pair_tiers:  # a fee tiered by the pair's lifetime billings: their contracts share them
             c.pair = self._pairs.setdefault((c.client, c.freelancer), [0])
+        if self._to_balance:  # refund.to: platform_balance
+            c.refund_account = f"balance:{c.client}"
         self.contracts[c.id] = c
         self.index[c.id] = len(self.order)
         self.order.append(c.id)
@@ -381,7 +387,7 @@ class Simulation:
                 raise NoProgress(cid, now, dict(names))
         if action.name == "funds_available":
             self.holds[cid] -= 1
-        out = apply(self.policy, c, action, now, self.clock)
+        out = self._decide(c, action, now, self.clock, self.rec.keep_events)
         if not out.accepted:
             if out.rule == "stale":
                 return False

@@ -15,6 +15,7 @@ whatever the backend and the number of workers.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -35,6 +36,7 @@ from .. import __version__
 from ..analysis.tables import KPI_NAMES, MONEY_KPIS, summarize_kpis
 from ..core.units import UnitError, parse_duration, parse_rate
 from ..core.yamlio import InputError, Problem, load_text
+from ..inputs.population_spec import stalling_stages
 from ..inputs.scenario import SCENARIO_KEYS, Scenario, load_scenario, scenario_from_data
 from .batch import check_counts
 from .executors import Backend, RunOutcome, RunTask, make_backend, map_runs, read_part_outcome
@@ -152,7 +154,8 @@ def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_S
     try:
         if policy_only:
             return base.with_overrides(list(values.items()))
-        return scenario_from_data(data, base.path, over, allow=tuple(allow))
+        rebuilt = scenario_from_data(data, base.path, over, allow=tuple(allow))
+        return _kept_in_memory(base, rebuilt, values)
     except InputError as exc:
         context = ", ".join(f"{k}={label(v)}" for k, v in values.items())
         problems = [
@@ -160,6 +163,27 @@ def with_factors(base: Scenario, values: Mapping[str, Any], source: str = GRID_S
             for p in exc.problems
         ]
         raise InputError(problems) from None
+
+
+def _kept_in_memory(base: Scenario, rebuilt: Scenario, values: Mapping[str, Any]) -> Scenario:
+    """``rebuilt`` (from ``base``'s file data) with what the caller changed on ``base`` in memory
+    (``dataclasses.replace(scenario, until=30.0)``) and the factors do not set: the title, until,
+    seed, replications and start, and, when money has the same minor units under the new pack,
+    the population or contracts themselves."""
+    keep: dict[str, Any] = {
+        name: getattr(base, name)
+        for name in ("title", "until", "seed", "replications", "start")
+        if name not in values
+    }
+    if rebuilt.policy.digits == base.policy.digits:
+        if base.population is not None and not any(k.startswith("population") for k in values):
+            stalls = stalling_stages(base.population, rebuilt.policy)
+            if stalls:
+                raise InputError([Problem(str(base.path), None, None, m, "population") for _n, m in stalls])
+            keep["population"] = base.population
+        if base.contracts and not any(k.startswith("contracts") for k in values):
+            keep["contracts"] = base.contracts
+    return dataclasses.replace(rebuilt, **keep)
 
 
 def apply_factors(

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..core.problems import Collector
     from ..core.yamlio import Loc
     from ..policy.model import Policy
+    from ..policy.procedures import Stage
 
 #: the most contracts a run may expect (arrivals.count, or arrivals.rate times until)
 MAX_CONTRACTS = 10_000_000
@@ -362,6 +363,10 @@ def parse_population(
     if policy is not None:
         for name, message in unknown_stages(pop, policy):
             col.warnings.append(col.doc.problem((*loc, "stages", name), message, key=True))
+        if loc == ("population",):
+            stages = raw.get("stages") if isinstance(raw.get("stages"), dict) else {}
+            for name, message in stalling_stages(pop, policy):
+                col.add((*loc, "stages", name) if name in stages else loc, message, key=True)
     return pop
 
 
@@ -505,6 +510,73 @@ def unknown_stages(pop: Population, policy: Policy) -> list[tuple[str, str]]:
                     "this entry is unused under it",
                 )
             )
+    return out
+
+
+def stage_answer(stage: Stage, choice: str) -> str | None:
+    """The stage's own answer for a party's accept, decline or silent (None: no answer).
+
+    accept is the answer named accept, else the first listed answer not named decline; decline
+    is the answer named decline, else the first listed answer that accept did not take.
+    """
+    names = list(stage.answers)
+    if choice == "silent" or not names:
+        return None
+    accept = "accept" if "accept" in names else next((n for n in names if n != "decline"), None)
+    if choice == "accept":
+        return accept
+    if "decline" in names:
+        return "decline"
+    return next((n for n in names if n not in (accept, "accept")), None)
+
+
+def stalling_stages(pop: Population, policy: Policy) -> list[tuple[str, str]]:
+    """(stage, message) for each stage of ``policy`` that could wait forever under ``pop``.
+
+    A party's stage with no ``on_timeout`` ends only when someone answers it. If the parties who
+    must act there may all stay silent (their answer mix has ``silent``, names no answer of the
+    stage, or the stage takes answers only with a fee they may not pay), some contracts would hold
+    their escrow for good: an error, since no report of such a run means anything.
+    """
+    out = []
+    pop = pop.for_policy(policy.policy)
+    for pname, proc in policy.all_procedures.items():
+        for stage in proc.stages:
+            if stage.party == "platform" or stage.on_timeout is not None:
+                continue
+            where = f"{pname}.{stage.name}"
+            if stage.party == "both":
+                groups = [("client", "freelancer")]
+            elif stage.party in ("filer", "respondent"):
+                groups = [("client",), ("freelancer",)]  # either party may be the one
+            else:
+                groups = [(stage.party,)]
+            for parties in groups:
+                stall = 1.0
+                quiet = []
+                for party in parties:
+                    mix, _delay, pay_p = pop.responds_at(where, party)
+                    answer_p = sum(p for choice, p in mix if stage_answer(stage, choice) is not None)
+                    fee = stage.fee
+                    if not stage.answers:
+                        move = pay_p if fee is not None else 0.0
+                    elif fee is not None and fee.payer in ("each", party):
+                        move = answer_p * pay_p  # the stage takes this party's answer only with its fee
+                    else:
+                        move = answer_p
+                    stall *= 1.0 - move
+                    quiet.append(f"the {party} stays silent there with probability {1.0 - move:g}")
+                if stall > 1e-12:
+                    out.append(
+                        (
+                            where,
+                            f"stage {where} of policy {policy.policy} has no on_timeout, and "
+                            f"{' and '.join(quiet)}: such contracts would wait, escrow held, forever. "
+                            f"Give the stage an on_timeout, or make the population answer it "
+                            f"(population.stages: {{{where}: {{accept: 1}}}})",
+                        )
+                    )
+                    break
     return out
 
 

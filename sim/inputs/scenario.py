@@ -21,7 +21,7 @@ from ..machine.transitions import ACTIONS, ARGS, AUTOMATIC, REQUIRED
 from ..machine.vocabulary import CONTRACT_STATES, MILESTONE_STATES, Action
 from ..money.ledger import FLOWS
 from ..policy.model import RULE_IDS, Override, Policy, load_policy
-from .population_spec import Population, check_expected_size, parse_population
+from .population_spec import Population, check_expected_size, parse_population, stalling_stages
 
 SCENARIO_KEYS = (
     "scenario",
@@ -153,6 +153,11 @@ class Scenario:
         message = None if self.start is not None else start_missing(policy)
         if message:
             raise InputError([Problem("<command line --set>", None, None, message, "start")])
+        if self.population is not None:  # the same people under another pack: can they stall it?
+            stalls = stalling_stages(self.population, policy)
+            if stalls:
+                doc = load_file(self.path)  # read again only to say where: population's line
+                raise InputError([doc.problem(("population",), m, key=True) for _name, m in stalls])
         return dataclasses.replace(self, policy=policy, overrides=tuple(allpairs))
 
 
@@ -401,7 +406,8 @@ def _parse_expect(
     by_id = {c.id: c for c in contracts}
     mids = {f"{c.id}/{m}" for c in contracts for m in _known_mids(c)}
     parties = {f"client:{c.client}" for c in contracts} | {f"freelancer:{c.freelancer}" for c in contracts}
-    accounts = {"escrow", "client", "freelancer", "platform"} | parties
+    accounts = {"escrow", "client", "freelancer", "platform", "balance"} | parties
+    accounts |= {f"balance:{c.client}" for c in contracts}  # refund.to: platform_balance
     accounts |= {f"escrow:{c}" for c in by_id}
     accounts |= {f"freelancer:{c.freelancer}:{s}" for c in contracts for s in ("pending", "available")}
     all_actions = {a for acts in ACTIONS.values() for a in acts} | set(AUTOMATIC) | {a for _, a in openers}

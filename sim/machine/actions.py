@@ -9,6 +9,8 @@ did that. Timers return STALE when what they watch has moved on.
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..core.units import format_duration
 from ..money.ledger import Transfer
 from ..policy.calendar import Clock
@@ -25,6 +27,7 @@ from .effects import (
     refund_all,
     refunded_amount,
     release,
+    returned_to,
 )
 from .guards import live_position
 from .records import STALE, Contract, Emitted, Milestone, Outcome, Rejected, Timer
@@ -41,8 +44,12 @@ def offer(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: floa
     if policy.offer.expires_after is not None:
         c.offer_gen += 1
         timers.append(Timer(policy.offer.expires_after, Action("platform", "offer_expired", gen=c.offer_gen)))
-    note = f"offer of {len(live)} milestone(s), {money(policy, total)} in total, sent"
+    note = partial(_offer_note, policy, len(live), total)
     return Outcome(True, events=[Emitted(a.actor, "offer", "", 0, note, [])], timers=timers)
+
+
+def _offer_note(policy: Policy, count: int, total: int) -> str:
+    return f"offer of {count} milestone(s), {money(policy, total)} in total, sent"
 
 
 def _end_offer(c: Contract, a: Action, now: float, state: str, refund: bool) -> Outcome:
@@ -56,7 +63,7 @@ def _end_offer(c: Contract, a: Action, now: float, state: str, refund: bool) -> 
         c.proc_gen += 1
     events = [Emitted(a.actor, a.name, "", 0, f"contract {state}", [])]
     if refund and c.escrow() > 0:
-        events.append(refund_all(c, now, "platform", "offer_refund", "escrow returned to the client"))
+        events.append(refund_all(c, now, "platform", "offer_refund", f"escrow returned to {returned_to(c)}"))
     return Outcome(True, events=events)
 
 
@@ -116,10 +123,15 @@ def accept_offer(
 def fund(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
     assert m is not None
     postings, from_credit = fund_milestone(policy, c, m, now)
-    note = f"funded {money(policy, m.amount)}"
+    note = partial(_fund_note, policy, m.amount, from_credit)
+    return Outcome(True, events=[Emitted(a.actor, "fund", m.id, m.amount, note, postings)])
+
+
+def _fund_note(policy: Policy, amount: int, from_credit: int) -> str:
+    note = f"funded {money(policy, amount)}"
     if from_credit:
         note += f" ({money(policy, from_credit)} from contract credit)"
-    return Outcome(True, events=[Emitted(a.actor, "fund", m.id, m.amount, note, postings)])
+    return note
 
 
 def submit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
@@ -137,12 +149,16 @@ def submit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: flo
         delay = clock.days(now, policy.review.window)
         m.review_due = now + delay
         timers.append(Timer(delay, Action("platform", "auto_approve", m.id, gen=m.gen)))
+    note = partial(_submit_note, policy, m.submissions, now, clock)
+    return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
+
+
+def _submit_note(policy: Policy, submissions: int, now: float, clock: Clock) -> str:
     if policy.review.on_timeout == "approve":
         window = clock.describe(now, policy.review.window)
-        note = f"submission {m.submissions}; review window ends in {window}"
-    else:  # nothing happens at the window's end: only the client releases
-        note = f"submission {m.submissions}; the client releases it (silence releases nothing)"
-    return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
+        return f"submission {submissions}; review window ends in {window}"
+    # nothing happens at the window's end: only the client releases
+    return f"submission {submissions}; the client releases it (silence releases nothing)"
 
 
 def approve(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
@@ -155,14 +171,22 @@ def approve(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: fl
     release(policy, c, m, amount, postings, timers, notes)
     close(m, "released", "approved", now)
     if amount < held:
-        note = f"partial release; {money(policy, held - amount)} stays in escrow as contract credit"
+        note: str | partial[str] = partial(_partial_note, policy, held - amount, notes)
     elif amount > held:
-        note = f"released in full plus a bonus of {money(policy, amount - held)}"
+        note = partial(_bonus_note, policy, amount - held, notes)
     else:
-        note = "released in full"
-    note = "; ".join([note, *notes])
-    timers += _fund_next_timer(policy, m)
+        note = "; ".join(["released in full", *notes]) if notes else "released in full"
+    if policy.milestones.auto_fund_next:
+        timers += _fund_next_timer(policy, m)
     return Outcome(True, events=[Emitted(a.actor, "approve", m.id, amount, note, postings)], timers=timers)
+
+
+def _partial_note(policy: Policy, credit: int, notes: list[str]) -> str:
+    return "; ".join([f"partial release; {money(policy, credit)} stays in escrow as contract credit", *notes])
+
+
+def _bonus_note(policy: Policy, bonus: int, notes: list[str]) -> str:
+    return "; ".join([f"released in full plus a bonus of {money(policy, bonus)}", *notes])
 
 
 def _fund_next_timer(policy: Policy, released: Milestone) -> list[Timer]:
@@ -205,7 +229,8 @@ def auto_approve(
     release(policy, c, m, amount, postings, timers, notes)
     close(m, "released", "auto_approved", now)
     note = "; ".join(["review window ended without a decision; released in full", *notes])
-    timers += _fund_next_timer(policy, m)
+    if policy.milestones.auto_fund_next:
+        timers += _fund_next_timer(policy, m)
     return Outcome(
         True, events=[Emitted("platform", "auto_approve", m.id, amount, note, postings)], timers=timers
     )
@@ -321,7 +346,7 @@ def cancel_late(
     assert m is not None and policy.late_cancel is not None
     postings = refund(c, [m], False, now, "refunded")
     late = show_duration(policy.late_cancel.after_due)
-    note = f"cancelled: no submission {late} after the due date; escrow returned to the client"
+    note = f"cancelled: no submission {late} after the due date; escrow returned to {returned_to(c)}"
     return Outcome(
         True, events=[Emitted(a.actor, "cancel_late", m.id, refunded_amount(postings), note, postings)]
     )
@@ -333,7 +358,7 @@ def cancel_milestone(
     """``freelancer_cancel``: the freelancer returns a funded milestone's escrow to the client."""
     assert m is not None
     postings = refund(c, [m], False, now, "refunded")
-    note = "cancelled by the freelancer; escrow returned to the client"
+    note = f"cancelled by the freelancer; escrow returned to {returned_to(c)}"
     ev = Emitted(a.actor, "cancel_milestone", m.id, refunded_amount(postings), note, postings)
     return Outcome(True, events=[ev])
 
@@ -343,10 +368,14 @@ def end_contract(
 ) -> Outcome:
     c.state = "ended"
     held = c.escrow()
-    note = "contract ended"
+    note: str | partial[str] = "contract ended"
     if held:
-        note += f"; {money(policy, held)} still in escrow"
+        note = partial(_ended_note, policy, held)
     return Outcome(True, events=[Emitted(a.actor, "end_contract", "", 0, note, [])])
+
+
+def _ended_note(policy: Policy, held: int) -> str:
+    return f"contract ended; {money(policy, held)} still in escrow"
 
 
 def funds_available(

@@ -57,29 +57,97 @@ _PACK_OPENER = Transition("(pack opener)", ("client", "freelancer"), open_by_pac
 #: one compiled row: (actors, contract states or None, milestone required, milestone states or
 #: None, the guard checks that can fail under the policy, effect, the row itself)
 Row = tuple
-#: id(policy) -> (the policy, {action: its compiled row}); the policy is kept so an id reused
-#: after garbage collection is never mistaken for it
-_MACHINES: dict[int, tuple[Policy, dict[str, Row]]] = {}
 
 
-def compile_policy(policy: Policy) -> dict[str, Row]:
+class Machine:
     """The transition table compiled for one policy: each row flattened into a tuple that
-    ``apply`` unpacks, with only the guards that can fail under this policy, and the pack's own
-    opening actions added. Worked out once per policy (a sweep's many are forgotten past 256)."""
-    if len(_MACHINES) > 256:
-        _MACHINES.clear()
-    compiled = compile_guards(policy, _GUARDS)
-    rows: dict[str, Row] = {}
-    for name, t in _DISPATCH.items():
-        checks = tuple(g.check for g in compiled.get(name, ()))
-        contract = frozenset(t.contract) if t.contract is not None else None
-        rows[name] = (t.actors, contract, t.milestone == "required", t.milestone_states, checks, t.effect, t)
-    for _actor, name in policy.openers:
-        if name not in rows:
-            actors = tuple(a for a, n in sorted(policy.openers) if n == name)
-            rows[name] = (actors, None, False, None, (), open_by_pack_action, _PACK_OPENER)
-    _MACHINES[id(policy)] = (policy, rows)
-    return rows
+    :meth:`decide` unpacks, with only the guards that can fail under this policy, and the pack's
+    own opening actions added. Worked out once per policy (:func:`machine_for`); the engine keeps
+    its policy's machine and calls :meth:`decide` for every action."""
+
+    __slots__ = ("dormancy", "policy", "rows")
+
+    def __init__(self, policy: Policy) -> None:
+        compiled = compile_guards(policy, _GUARDS)
+        rows: dict[str, Row] = {}
+        for name, t in _DISPATCH.items():
+            checks = tuple(g.check for g in compiled.get(name, ()))
+            contract = frozenset(t.contract) if t.contract is not None else None
+            needs_milestone = t.milestone == "required"
+            rows[name] = (t.actors, contract, needs_milestone, t.milestone_states, checks, t.effect, t)
+        for _actor, name in policy.openers:
+            if name not in rows:
+                actors = tuple(a for a, n in sorted(policy.openers) if n == name)
+                rows[name] = (actors, None, False, None, (), open_by_pack_action, _PACK_OPENER)
+        self.policy = policy
+        self.rows = rows
+        self.dormancy = policy.dormancy is not None
+
+    def decide(
+        self, c: Contract, action: Action, now: float, clock: Clock = PLAIN, notes: bool = True
+    ) -> Outcome:
+        """Decide one action on one contract (see :func:`apply`). ``notes=False`` is for callers
+        that keep no messages: accepted events' messages are then left unwritten (a
+        :data:`~sim.machine.records.Note` where an effect deferred it), nothing is formatted."""
+        policy = self.policy
+        row = self.rows.get(action.name)
+        if row is None:
+            return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
+        actors, contract, needs_milestone, milestone_states, checks, effect, t = row
+        try:
+            if action.actor not in actors:
+                if t is _PACK_OPENER:
+                    return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
+                raise Rejected("invalid_state", f"{action.name} is not a {action.actor} action")
+            if contract is not None and c.state not in contract:
+                need_contract(c, t.contract, t.what)  # raises, saying which states it needs
+            m = None
+            if needs_milestone:
+                m = c.by_id.get(action.milestone) if action.milestone is not None else None
+                if m is None or m.deleted:
+                    m = milestone(c, action.milestone)  # raises, naming what is missing
+                if milestone_states is not None and m.state not in milestone_states:
+                    need_milestone(m, milestone_states, t.milestone_what)  # raises
+            for check in checks:
+                check(policy, c, action, m, now)
+            out = effect(policy, c, action, m, now, clock)
+        except Rejected as rej:
+            keys = rej.keys or RULE_KEYS.get(rej.rule, ())
+            if rej.rule in ("procedure", "not_your_turn") and c.procedure is not None:
+                keys = (f"procedures.{c.procedure.name}",)
+            return Outcome(False, rej.rule, rej.message, keys=_shorthand(policy, keys))
+        if not out.accepted:
+            return out
+        if self.dormancy and action.actor != "platform":
+            out.timers.extend(start_dormancy(policy, c, now, clock))
+        if c.first_fee and not c.paid_out and c.escrow() == 0 and c.procedure is None and c.state in _CLOSED:
+            out.events.append(_return_first_fee(policy, c))
+        if out.timers:
+            out.timers = [
+                t if type(t.delay) is float else Timer(clock.days(now, t.delay), t.action) for t in out.timers
+            ]
+        if notes:
+            for ev in out.events:
+                if type(ev.message) is not str:
+                    ev.message = ev.message()
+                if ev.postings:
+                    _note_client_paid(policy, c, ev)
+        return out
+
+
+#: id(policy) -> its machine (which keeps the policy, so an id reused after garbage collection
+#: is never mistaken for it)
+_MACHINES: dict[int, Machine] = {}
+
+
+def machine_for(policy: Policy) -> Machine:
+    """The policy's compiled machine, made on first use (a sweep's many are forgotten past 256)."""
+    machine = _MACHINES.get(id(policy))
+    if machine is None or machine.policy is not policy:
+        if len(_MACHINES) > 256:
+            _MACHINES.clear()
+        machine = _MACHINES[id(policy)] = Machine(policy)
+    return machine
 
 
 def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock = PLAIN) -> Outcome:
@@ -89,48 +157,7 @@ def apply(policy: Policy, c: Contract, action: Action, now: float, clock: Clock 
     effects ask for in policy durations (``14d`` or ``5bd``) come back with their delays in days,
     computed once, now, so a timer keeps the length it had when it started.
     """
-    entry = _MACHINES.get(id(policy))
-    rows = entry[1] if entry is not None and entry[0] is policy else compile_policy(policy)
-    row = rows.get(action.name)
-    if row is None:
-        return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
-    actors, contract, needs_milestone, milestone_states, checks, effect, t = row
-    try:
-        if action.actor not in actors:
-            if t is _PACK_OPENER:
-                return Outcome(False, "invalid_state", f"unknown action {action.name!r}")
-            raise Rejected("invalid_state", f"{action.name} is not a {action.actor} action")
-        if contract is not None and c.state not in contract:
-            need_contract(c, t.contract, t.what)  # raises, saying which states it needs
-        m = None
-        if needs_milestone:
-            m = c.by_id.get(action.milestone) if action.milestone is not None else None
-            if m is None or m.deleted:
-                m = milestone(c, action.milestone)  # raises, naming what is missing
-            if milestone_states is not None and m.state not in milestone_states:
-                need_milestone(m, milestone_states, t.milestone_what)  # raises
-        for check in checks:
-            check(policy, c, action, m, now)
-        out = effect(policy, c, action, m, now, clock)
-    except Rejected as rej:
-        keys = rej.keys or RULE_KEYS.get(rej.rule, ())
-        if rej.rule in ("procedure", "not_your_turn") and c.procedure is not None:
-            keys = (f"procedures.{c.procedure.name}",)
-        return Outcome(False, rej.rule, rej.message, keys=_shorthand(policy, keys))
-    if not out.accepted:
-        return out
-    if policy.dormancy is not None and action.actor != "platform":
-        out.timers.extend(start_dormancy(policy, c, now, clock))
-    if c.first_fee and not c.paid_out and c.escrow() == 0 and c.procedure is None and c.state in _CLOSED:
-        out.events.append(_return_first_fee(policy, c))
-    if out.timers:
-        out.timers = [
-            t if type(t.delay) is float else Timer(clock.days(now, t.delay), t.action) for t in out.timers
-        ]
-    for ev in out.events:
-        if ev.postings:
-            _note_client_paid(policy, c, ev)
-    return out
+    return machine_for(policy).decide(c, action, now, clock)
 
 
 def timer_is_stale(c: Contract, a: Action) -> bool:
@@ -232,7 +259,7 @@ def _return_first_fee(policy: Policy, c: Contract) -> Emitted:
         "",
         fee,
         note,
-        [Transfer("platform", c.client_account, "fees", fee, "")],
+        [Transfer("platform", c.refund_account, "fees", fee, "")],
         keys,
     )
 

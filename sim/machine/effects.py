@@ -196,18 +196,23 @@ def refund(
     milestones close as refunded with ``outcome``. The one refund loop of the state machine."""
     postings = []
     for m in milestones:
-        postings.append(Transfer(c.escrow_account, c.client_account, "refunded", m.escrowed, m.id))
+        postings.append(Transfer(c.escrow_account, c.refund_account, "refunded", m.escrowed, m.id))
         if m.refundable_fees:  # a refundable fee goes back with the money it was charged on
-            postings.append(Transfer("platform", c.client_account, "fees", m.refundable_fees, m.id))
+            postings.append(Transfer("platform", c.refund_account, "fees", m.refundable_fees, m.id))
             m.refundable_fees = 0
         m.refunded += m.escrowed
         m.escrowed = 0
         m.gen += 1
         close(m, "refunded", outcome, now)
     if credit and c.credit:
-        postings.append(Transfer(c.escrow_account, c.client_account, "refunded", c.credit, ""))
+        postings.append(Transfer(c.escrow_account, c.refund_account, "refunded", c.credit, ""))
         c.credit = 0
     return postings
+
+
+def returned_to(c: Contract) -> str:
+    """Where a refund of ``c`` goes, in words: the client, or their balance on the platform."""
+    return "the client" if c.refund_account == c.client_account else "the client's platform balance"
 
 
 def refunded_amount(postings: list[Transfer]) -> int:

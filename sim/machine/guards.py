@@ -53,8 +53,10 @@ def compile_guards(policy: Policy, table: dict[str, tuple[Guard, ...]]) -> dict[
 
 
 def _has_milestones(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
-    if not any(not x.deleted for x in c.milestones):
-        raise Rejected("invalid_state", "an offer needs at least one milestone")
+    for x in c.milestones:
+        if not x.deleted:
+            return
+    raise Rejected("invalid_state", "an offer needs at least one milestone")
 
 
 def _offer_minimum(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:

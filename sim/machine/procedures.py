@@ -22,6 +22,7 @@ from .effects import (
     pay_freelancer,
     refund,
     refunded_amount,
+    returned_to,
 )
 from .records import STALE, Contract, Emitted, OpenProcedure, Outcome, Rejected, Timer
 from .vocabulary import REVIEWABLE, Action
@@ -496,7 +497,7 @@ def refund_covered(
     postings = refund(c, [c.by_id[mid] for mid in proc.milestones], proc.include_credit, now, outcome)
     _close_procedure(c)
     total = refunded_amount(postings)
-    return Emitted(actor, event, _mid(proc), total, "escrow returned to the client", postings, keys)
+    return Emitted(actor, event, _mid(proc), total, f"escrow returned to {returned_to(c)}", postings, keys)
 
 
 def release_covered(
@@ -556,11 +557,11 @@ def settle(
             pay_freelancer(policy, c, part, "released", mid, postings, timers, notes)
         back = m.escrowed - part
         if back:
-            postings.append(Transfer(c.escrow_account, c.client_account, "refunded", back, mid))
+            postings.append(Transfer(c.escrow_account, c.refund_account, "refunded", back, mid))
             if m.refundable_fees:  # refundable fees come back in proportion to the money refunded
                 fee_back = m.refundable_fees * back // m.escrowed
                 if fee_back:
-                    postings.append(Transfer("platform", c.client_account, "fees", fee_back, mid))
+                    postings.append(Transfer("platform", c.refund_account, "fees", fee_back, mid))
                 m.refundable_fees -= fee_back
         m.released += part
         m.refunded += back
@@ -572,7 +573,7 @@ def settle(
         if part:
             pay_freelancer(policy, c, part, "released", "", postings, timers, notes)
         if c.credit - part:
-            postings.append(Transfer(c.escrow_account, c.client_account, "refunded", c.credit - part, ""))
+            postings.append(Transfer(c.escrow_account, c.refund_account, "refunded", c.credit - part, ""))
         c.credit = 0
     _close_procedure(c)
     note = f"dispute decided: {money(policy, release)} released, {money(policy, refund)} refunded"

@@ -3,6 +3,7 @@ decision returns (accepted events with their postings, timers to start, or a rej
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..money.ledger import Transfer
@@ -88,6 +89,8 @@ class Contract:
     pair: list[int] | None = None
     escrow_account: str = ""  # account names, computed once
     client_account: str = ""
+    #: where refunds go: ``client_account``, or the client's platform balance (``refund.to``)
+    refund_account: str = ""
     activity_gen: int = 0  # dormancy: the generation of the last activity its timer watches
     first_fee: int = 0  # a refundable first_funding fee charged and not yet returned
     first_funded: bool = False  # first_funding fees are charged once per contract
@@ -97,6 +100,8 @@ class Contract:
         self.by_id = {m.id: m for m in self.milestones}
         self.escrow_account = f"escrow:{self.id}"
         self.client_account = f"client:{self.client}"
+        if not self.refund_account:
+            self.refund_account = self.client_account
 
     @property
     def refund_request(self) -> OpenProcedure | None:
@@ -105,7 +110,10 @@ class Contract:
 
     def escrow(self) -> int:
         """Money of this contract in escrow: milestone escrow plus credit."""
-        return self.credit + sum(m.escrowed for m in self.milestones)
+        total = self.credit
+        for m in self.milestones:  # a loop: this is asked after every action that moves money
+            total += m.escrowed
+        return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +127,24 @@ class Timer:
     action: Action
 
 
+#: a message written only when it is read: the frequent events' effects give one (a
+#: ``functools.partial`` of a function that formats it), and the machine turns it into the text
+#: unless its caller keeps no messages (a run with ``events: none`` formats no money)
+Note = Callable[[], str]
+
+
 @dataclass(slots=True)
 class Emitted:
-    """An accepted event with its postings (``Transfer``: from, to, flow, amount, milestone)."""
+    """An accepted event with its postings (``Transfer``: from, to, flow, amount, milestone).
+
+    ``message`` is text once the machine has returned it (a :data:`Note` inside an effect).
+    """
 
     actor: str
     action: str
     milestone: str
     amount: int
-    message: str
+    message: str | Note
     postings: list[Transfer]
     keys: tuple[str, ...] = ()  # the policy keys that decided it (FORMAT section 9)
 

@@ -4,7 +4,11 @@ Every movement of money is a posting from one account to another, in integer min
 ``client:<id>`` accounts count what the client has paid, net (money leaving a client raises its
 balance, money returned lowers it); every other account holds money. So after every event:
 
-    sum(client) == escrow + sum(freelancer) + platform,   and escrow and platform are never negative.
+    sum(client) == escrow + sum(freelancer) + platform + sum(balance),
+    and escrow, platform and balances are never negative.
+
+``balance:<client>`` is money refunded to the client's balance on the platform (``refund.to:
+platform_balance``): it has left escrow but not the platform, which still holds it for the client.
 
 A freelancer's balance is a net position: it goes below zero only by a ``stage_fee`` paid out of
 pocket (an arbitration fee before any payment, FORMAT section 7); every other flow is checked.
@@ -25,7 +29,7 @@ OUT_OF_POCKET = ("stage_fee", "acceptance_fee")
 #: every flow that is a fee
 FEE_FLOWS = ("fees", *OUT_OF_POCKET)
 #: account kinds whose balances are tracked over time
-KINDS = ("client", "escrow", "freelancer_pending", "freelancer_available", "platform")
+KINDS = ("client", "escrow", "freelancer_pending", "freelancer_available", "platform", "client_balance")
 
 
 class LedgerError(AssertionError):
@@ -78,6 +82,8 @@ def account_kind(name: str) -> str:
     if rest:
         if head == "client" or head == "escrow":
             return head
+        if head == "balance":
+            return "client_balance"
         if head == "freelancer":
             if rest.endswith(":pending") and len(rest) > 8:
                 return "freelancer_pending"
@@ -185,7 +191,8 @@ class Ledger:
     def check(self) -> None:
         """Raise LedgerError unless money is conserved and no kind of account is negative."""
         k = self.kinds
-        held = k["escrow"] + k["freelancer_pending"] + k["freelancer_available"] + k["platform"]
+        freelancers = k["freelancer_pending"] + k["freelancer_available"]
+        held = k["escrow"] + freelancers + k["platform"] + k["client_balance"]
         if k["client"] != held:
             raise LedgerError(f"conservation broken: clients paid {k['client']}, accounts hold {held}")
         for kind, value in k.items():

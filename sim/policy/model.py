@@ -153,6 +153,10 @@ class RefundRules(RulesModel):
     response_window: PolicyDuration
     on_timeout: Literal["refund", "nothing"] = "refund"
     dispute: StrictBool = True
+    #: where refunded money goes: back to what the client paid with (``source``), or to the
+    #: client's balance on the platform (``platform_balance``: the account ``balance:<client>``,
+    #: money the platform still holds for the client, as Fiverr's cancelled orders do)
+    to: Literal["source", "platform_balance"] = "source"
 
 
 class OfferRules(RulesModel):
@@ -356,7 +360,7 @@ class Policy(RulesModel):
     @property
     def all_procedures(self) -> dict[str, Procedure]:
         """Every procedure the pack runs: the ``refund:`` shorthand's, replaced by declared ones."""
-        return self._all
+        return self.__pydantic_private__["_all"]  # type: ignore[index]  # not the slow __getattr__
 
     def __eq__(self, other: object) -> bool:
         """Two policies are equal when their rules are: where a value was written does not count."""
@@ -386,7 +390,7 @@ class Policy(RulesModel):
     @property
     def openers(self) -> dict[tuple[str, str], str]:
         """(actor, action) -> the procedure that action opens (``("client", "request_refund")``)."""
-        return self._openers
+        return self.__pydantic_private__["_openers"]  # type: ignore[index]
 
     def business_day_keys(self) -> list[str]:
         """The dotted keys of the windows written in business days (``review.window``)."""
