@@ -57,14 +57,19 @@ EVENT_COLUMNS = (
 
 
 class _TimerDue(Scheduled):
-    """A policy timer in the queue: which contract and action, so its staleness can be read."""
+    """A policy timer in the queue: which contract and action, so its staleness can be read, and
+    the event that started it. Its callback is the simulation's one timer handler (no closure is
+    made per timer): SimPy calls it with the entry itself."""
 
-    __slots__ = ("action", "cid")
+    __slots__ = ("action", "cause", "cid")
 
-    def __init__(self, callback: Callable[[Any], None], cid: str, action: Action) -> None:
+    def __init__(
+        self, callback: Callable[[Any], None], cid: str, action: Action, cause: tuple[str, float] | None
+    ) -> None:
         super().__init__(callback)
         self.cid = cid
         self.action = action
+        self.cause = cause
 
 
 #: the ``state`` column of the milestones table: a milestone's state, ``deleted`` for a deleted
@@ -246,6 +251,7 @@ class Simulation:
         self.policy = policy
         #: the policy's compiled transition table: every action is decided by it
         self._decide = machine_for(policy).decide
+        self._on_timer = self._timer_fired  # one bound method for every timer's entry
         #: the scenario's start date on the policy's calendar: turns ``bd`` windows into days
         self.clock = Clock(policy.calendar.calendar(), start)
         #: the billings of each (client, freelancer) pair, when a fee is tiered by them
@@ -296,13 +302,12 @@ class Simulation:
 
         ``cause`` is the event that started it, (action, time): its events name it.
         """
-
-        def fire(_ev: Any) -> None:
-            self._timers -= 1
-            self.act(cid, action, cause)
-
         self._timers += 1
-        self.env.call_in(delay, _TimerDue(fire, cid, action), URGENT)
+        self.env.call_in(delay, _TimerDue(self._on_timer, cid, action, cause), URGENT)
+
+    def _timer_fired(self, due: _TimerDue) -> None:
+        self._timers -= 1
+        self.act(due.cid, due.action, due.cause)
 
     def _timer_live(self, due: _TimerDue) -> bool:
         c = self.contracts.get(due.cid)
@@ -387,12 +392,13 @@ class Simulation:
                 raise NoProgress(cid, now, dict(names))
         if action.name == "funds_available":
             self.holds[cid] -= 1
-        out = self._decide(c, action, now, self.clock, self.rec.keep_events)
+        keep = self.rec.keep_events
+        out = self._decide(c, action, now, self.clock, keep)
         if not out.accepted:
             if out.rule == "stale":
                 return False
             self.rec.rejected += 1
-            if self.rec.keep_events:
+            if keep:
                 m = c.by_id.get(action.milestone or "")
                 self.rec.events.append(
                     (
@@ -412,26 +418,30 @@ class Simulation:
                     )
                 )
             return False
-        moved = False
-        if self.rec.keep_events:  # what decided each event: only where it is recorded
-            for ev in out.events:
+        events = out.events
+        if keep:  # what decided each event: only where it is recorded
+            for ev in events:
                 ev.keys = decided_by(self.policy, ev)
-        for ev in out.events:
-            self._record(c, ev, now, cause)
-            moved = moved or bool(ev.postings)
+        moved = False
+        for ev in events:
+            if ev.postings:
+                moved = True
+                self._record(c, ev, now, cause)
+            elif keep:  # nothing to post: only the event's own row
+                self._record(c, ev, now, cause)
         # the contract's escrow, milestone by milestone, is the ledger's once the action's events are
         # all posted (a decision may make several: a release, then a fee returned)
         if moved and c.escrow() != self.ledger.balances.get(c.escrow_account, 0):
             raise AssertionError(f"escrow of {c.id} out of step with its milestones and credit")
         if out.timers:
-            started = (out.events[0].action, now) if out.events else cause
+            started = (events[0].action, now) if events else cause
             for timer in out.timers:
                 if timer.action.name == "funds_available":
                     self.holds[cid] = self.holds.get(cid, 0) + 1
                 self._timer(cid, timer.delay, timer.action, started)
         behaviour = self.behaviours.get(cid)
         if behaviour is not None:
-            for ev in out.events:
+            for ev in events:
                 behaviour.on_event(self, c, ev)
         if self.retire and c.state in FINISHED:
             self.retire_if_done(c)
