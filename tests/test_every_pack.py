@@ -103,3 +103,27 @@ def test_sim_run_under_another_pack_and_policy_is_no_override_key(tmp_path):
     with pytest.raises(sim.InputError, match="give policy=") as info:
         sim.run(path, overrides={"policy": "fiverr"})
     assert info.value.problems[0].key == "policy"
+
+
+def test_time_until_the_freelancer_can_withdraw_counts_the_packs_hold():
+    """time_to_available = first submission to release, plus hold.after_release counted from the
+    release: 3 business days under peopleperhour (a Friday release clears on Wednesday)."""
+    scenario = (
+        Path(__file__).resolve().parent.parent
+        / "scenarios/peopleperhour/hold_3_working_days_over_weekend.yaml"
+    )
+    kpis = sim.run(scenario).kpis
+    # releases at Fri 15:00 (1.625 d after submission), Sat 10:00 (15 d), Mon 09:00 (1.375 d):
+    # available Wed 15:00 (+5 d), Wed 10:00 (+4 d), Thu 09:00 (+3 d)
+    assert kpis["time_to_payment_days_mean"]["mean"] == pytest.approx(6.0)
+    assert kpis["time_to_available_days_mean"]["mean"] == pytest.approx((6.625 + 19 + 4.375) / 3)
+    assert kpis["time_to_available_days_p50"]["mean"] == pytest.approx(6.625)
+
+
+def test_a_plain_hold_adds_its_days_to_every_payment(tmp_path):
+    result = sim.run(_population(tmp_path, 1), policy="fiverr", replications=1)
+    k = result.runs[0].kpis
+    assert k["time_to_available_days_mean"] == pytest.approx(k["time_to_payment_days_mean"] + 14)
+    assert k["time_to_available_days_p90"] == pytest.approx(k["time_to_payment_days_p90"] + 14)
+    upwork = sim.run(_population(tmp_path, 1), policy="upwork", replications=1).runs[0].kpis
+    assert upwork["time_to_available_days_mean"] == upwork["time_to_payment_days_mean"]  # no hold

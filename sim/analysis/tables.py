@@ -87,6 +87,9 @@ KPI_NAMES = (
     "escrow_float_avg",
     "escrow_float_max",
     "dispute_wait_days_mean",
+    "time_to_available_days_mean",
+    "time_to_available_days_p50",
+    "time_to_available_days_p90",
 )
 MONEY_KPIS = {
     "funded_total",
@@ -217,6 +220,7 @@ def compute_kpis(
     closed = int(milestones["state"].isin(TERMINAL).sum())
     paid = milestones[outcome.isin(("approved", "auto_approved")) & milestones["first_submitted_at"].notna()]
     ttp = (paid["closed_at"] - paid["first_submitted_at"]).to_numpy(dtype=float)
+    tta = ttp + _hold_days(sim, paid["closed_at"].to_numpy(dtype=float))
     horizon = sim.until if sim.until is not None else end
 
     def share(mask: pd.Series) -> float:
@@ -241,7 +245,19 @@ def compute_kpis(
         "escrow_float_avg": (sim.rec.escrow_area / horizon / scale) if horizon > 0 else 0.0,
         "escrow_float_max": sim.rec.escrow_max / scale,
         "dispute_wait_days_mean": float(np.mean(sim.dispute_waits)) if sim.dispute_waits else math.nan,
+        "time_to_available_days_mean": float(tta.mean()) if len(tta) else math.nan,
+        "time_to_available_days_p50": float(np.percentile(tta, 50)) if len(tta) else math.nan,
+        "time_to_available_days_p90": float(np.percentile(tta, 90)) if len(tta) else math.nan,
     }
+
+
+def _hold_days(sim: Simulation, released_at: np.ndarray) -> np.ndarray | float:
+    """The clearance each release waits before the freelancer may withdraw it (``hold.after_release``,
+    in days from the release; business days counted on the scenario's calendar)."""
+    hold = sim.policy.hold.after_release
+    if isinstance(hold, (int, float)):
+        return float(hold)
+    return np.array([sim.clock.days(t, hold) for t in released_at], dtype=float)
 
 
 def summarize_kpis(per_rep: list[dict[str, float]]) -> dict[str, dict[str, float | int | None]]:

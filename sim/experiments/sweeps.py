@@ -585,7 +585,9 @@ def format_kpi(
     """A KPI value for a printed table, with decimals chosen by the KPI's kind (``ref``: its scale)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
-    scale = abs(mean if ref is None or math.isnan(ref) else ref)
+    # the scale: the reference's, or the value's own when it is larger (a difference against a
+    # reference of 0, such as fees against a pack without fees, is shown like the value itself)
+    scale = abs(mean) if ref is None or math.isnan(ref) else max(abs(ref), abs(mean))
     if kpi.endswith("_share"):
         digits = 3
     elif "_days_" in kpi:

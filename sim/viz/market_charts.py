@@ -46,7 +46,7 @@ MAIN_KPIS = (
     "refunded_share",
     "disputed_share",
     "time_to_payment_days_mean",
-    "time_to_payment_days_p90",
+    "time_to_available_days_mean",
 )
 #: one colour per pack, in pack order (the first pack, the reference, in grey)
 PACK_COLORS = (
@@ -282,6 +282,7 @@ def money(result: PacksResult) -> Figure:
     ax = fig.subplots()
     y = np.arange(n)
     left = np.zeros(n)
+    narrow: dict[int, float] = {}  # per bar, where the last label above it sits
     for seg, text in MONEY_SEGMENTS.items():
         rows = table[table["segment"] == seg].set_index("pack").reindex(range(n))
         share = rows["share"].fillna(0.0).to_numpy(dtype=float)
@@ -307,13 +308,17 @@ def money(result: PacksResult) -> Figure:
                     fontweight="bold",
                 )
             elif w >= 0.001:  # too narrow: the label goes just above the bar, in the segment's colour
+                x = lo + w / 2
+                # a narrow neighbour's label already there: this one goes below the bar instead
+                below = x - narrow.get(yi, -1.0) < 0.035
+                narrow[yi] = -1.0 if below else x
                 ax.annotate(
                     f"{100 * w:.1f}%",
-                    (lo + w / 2, yi - 0.3),
-                    xytext=(0, 1),
+                    (x, yi + 0.3 if below else yi - 0.3),
+                    xytext=(0, -1 if below else 1),
                     textcoords="offset points",
                     ha="center",
-                    va="bottom",
+                    va="top" if below else "bottom",
                     fontsize=7,
                     color=SEGMENT_COLORS[seg],
                     fontweight="bold",

@@ -55,6 +55,9 @@ KPI_LABELS = {
     "escrow_float_avg": "Escrow float, time-weighted mean",
     "escrow_float_max": "Escrow float, maximum",
     "dispute_wait_days_mean": "Wait for a dispute agent, mean",
+    "time_to_available_days_mean": "Time until the freelancer can withdraw (after the hold), mean",
+    "time_to_available_days_p50": "Time until the freelancer can withdraw, median",
+    "time_to_available_days_p90": "Time until the freelancer can withdraw, 90th percentile",
 }
 
 CHART_CAPTIONS = {
