@@ -379,3 +379,18 @@ def test_an_in_memory_change_to_the_scenario_is_kept_under_every_pack():
     contracts = alone.kpis["contracts"]["mean"]
     assert list(res.runs["contracts"]) == [contracts, contracts]
     assert contracts == pytest.approx(15 * 20, rel=0.25)  # 15 a day for 20 days, not a year's worth
+
+
+def test_a_sweep_over_packs_of_two_currencies_is_exit_2_and_points_to_compare(capsys, tmp_path):
+    """A sweep has one table and one chart axis and no exchange rate: USD and GBP variants would be
+    mixed in them, so it refuses before running anything."""
+    scenario = Path(__file__).resolve().parent.parent / "scenarios/markets/freelance_year.yaml"
+    out = tmp_path / "sweep"
+    code = main(["sweep", str(scenario), "--grid", "policy=upwork,peopleperhour", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "<command line --grid>: policy: the variants count money in GBP and USD" in err
+    assert "upwork (USD), peopleperhour (GBP)" in err and "--fx GBP=RATE" in err
+    assert "Traceback" not in err and not out.exists()
+    with pytest.raises(InputError, match="count money in GBP and USD"):
+        sim.sweep(scenario, grid={"policy": ["upwork", "peopleperhour"]})

@@ -414,6 +414,21 @@ def build_variants(
         variants.append(Variant(i, tuple(values.items()), sc, fingerprint(sc)))
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
+    currencies = sorted({v.scenario.policy.currency for v in variants})
+    if len(currencies) > 1:  # one table, one chart axis: money of two currencies would be mixed
+        which = ", ".join(
+            f"{v.scenario.policy.policy} ({v.scenario.policy.currency})"
+            for v in {v.scenario.policy.policy: v for v in variants}.values()
+        )
+        raise _problem(
+            source,
+            f"the variants count money in {' and '.join(currencies)} ({which}): a sweep puts every "
+            "variant in one table and chart and has no exchange rate. Compare packs of different "
+            "currencies with compare --policy A --policy B (each in its own currency, or --fx "
+            f"{next(c for c in currencies if c != variants[0].scenario.policy.currency)}=RATE to "
+            "convert), or sweep packs of one currency",
+            "policy",
+        )
     return variants
 
 
