@@ -461,6 +461,8 @@ CASES = [
     Case("procedure_instant_loop", says=("no time passing",)),
     Case("procedure_unknown_stage", says=("mediaton",)),
     Case("procedure_fee_1e999999", says=("amount",)),
+    # issue 10: a stage no timeout closes and the population may leave unanswered
+    Case("population_never_answers", says=("no on_timeout", "refund_request.respond", "silent")),
     # policy packs from where they must not come
     Case("policy_etc_passwd", says=PASSWD, also=("/etc/passwd",)),
     Case("policy_proc_environ", says=ENVIRON, also=("/proc/self/environ",), worker=True),
