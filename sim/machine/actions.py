@@ -190,9 +190,8 @@ def _bonus_note(policy: Policy, bonus: int, notes: list[str]) -> str:
 
 
 def _fund_next_timer(policy: Policy, released: Milestone) -> list[Timer]:
-    """``milestones.auto_fund_next``: charge the next milestone, at once, after this release."""
-    if not policy.milestones.auto_fund_next:
-        return []
+    """``milestones.auto_fund_next`` (the callers check it): charge the next milestone, at once,
+    after this release."""
     return [Timer(0.0, Action("platform", "fund_next", released.id))]
 
 

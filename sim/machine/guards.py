@@ -34,22 +34,13 @@ class Guard:
     applies: Callable[[Policy], bool] | None = None
 
 
-#: id(policy) -> (the policy, {action: its guards that can fail}); the policy is kept so an id
-#: reused after garbage collection is never mistaken for it
-COMPILED: dict[int, tuple[Policy, dict[str, tuple[Guard, ...]]]] = {}
-
-
 def compile_guards(policy: Policy, table: dict[str, tuple[Guard, ...]]) -> dict[str, tuple[Guard, ...]]:
-    """Each action's guards that can fail under this policy (``table``: action -> its guards),
-    worked out once per policy and kept in COMPILED."""
-    if len(COMPILED) > 256:  # a sweep makes many policies: forget the old ones
-        COMPILED.clear()
-    compiled = {
+    """Each action's guards that can fail under this policy (``table``: action -> its guards).
+    The policy's ``Machine`` (``contract.machine_for``) asks once and keeps the result."""
+    return {
         action: tuple(g for g in guards if g.applies is None or g.applies(policy))
         for action, guards in table.items()
     }
-    COMPILED[id(policy)] = (policy, compiled)
-    return compiled
 
 
 def _has_milestones(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
