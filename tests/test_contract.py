@@ -365,6 +365,29 @@ def _released_all() -> tuple[Policy, Contract]:
     return UPWORK, book.c
 
 
+REJECTIONS += [
+    # issue 10: Fiverr's early payout, Customer Support's reversal, and extension requests
+    (
+        "early_payout",
+        "pay out early under a pack without hold.early_payout",
+        _released_all,
+        freelancer("early_payout", "m1"),
+    ),
+    (
+        "reversal",
+        "reverse a release under a pack without release.reversible",
+        _released_all,
+        platform("reverse_release", "m1"),
+    ),
+    (
+        "due_extension",
+        "ask for an extension under a pack without milestones.due_extensions",
+        _book(active),
+        freelancer("request_extension", "m1", due=20.0),
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("rule", "setup", "action"),
     [pytest.param(rule, setup, action, id=f"{rule}: {what}") for rule, what, setup, action in REJECTIONS],

@@ -127,6 +127,10 @@ def test_rule_ids_are_those_of_format_md():
         "review_extension",
         # issue 10: PeoplePerHour's iterations before a refund request (after_change_requests)
         "revisions_first",
+        # issue 10: Fiverr's early payout, reversed releases, and due-date extension requests
+        "early_payout",
+        "reversal",
+        "due_extension",
     }
 
 
@@ -405,7 +409,8 @@ def test_unknown_key_in_pack_with_position_and_did_you_mean(bad_pack):
     assert (problem.line, problem.column) == (4, 3)
     assert "unknown key 'windw'" in problem.message
     assert "did you mean 'window'" in problem.message
-    assert "allowed: extensions, max_change_requests, on_timeout, window" in problem.message
+    allowed = "allowed: extensions, max_change_requests, notices, on_timeout, starts_after, window"
+    assert allowed in problem.message
 
 
 def test_partial_yes_is_not_a_boolean(bad_pack):

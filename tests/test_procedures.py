@@ -533,7 +533,7 @@ def test_a_misspelt_stage_key_gets_a_did_you_mean(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:6:" in err
     assert "unknown key 'windw' (did you mean 'window'?)" in err
-    assert "allowed: answers, decision, fee, name, on_timeout, party, window" in err
+    assert "allowed: answers, decision, fee, name, on_timeout, party, requires, window" in err
 
 
 def test_upwork_2026_without_start_names_the_business_day_stage(tmp_path, capsys):

@@ -181,6 +181,8 @@ class RetiredMilestones:
 
 
 FINISHED = frozenset({"withdrawn", "declined", "expired", "ended"})
+#: timers that still move money after everything else is settled: a hold ending, a refund arriving
+_HOLDS = frozenset({"funds_available", "refund_arrives"})
 
 #: a contract may take at most this many actions at one simulated instant: more means its sampled
 #: behaviour loops without time passing (e.g. a review delay and a rework time both 0)
@@ -348,6 +350,8 @@ class Simulation:
             c.pair = self._pairs.setdefault((c.client, c.freelancer), [0])
         if self._to_balance:  # refund.to: platform_balance
             c.refund_account = f"balance:{c.client}"
+        if self.policy.milestones.fund_from_balance:  # the client's balance pays first
+            c.balances = self.ledger.balances
         self.contracts[c.id] = c
         self.index[c.id] = len(self.order)
         self.order.append(c.id)
@@ -390,7 +394,7 @@ class Simulation:
             names[action.name] = names.get(action.name, 0) + 1
             if n > MAX_ACTIONS_PER_INSTANT and cid in self.behaviours:  # a script is finite: no loop
                 raise NoProgress(cid, now, dict(names))
-        if action.name == "funds_available":
+        if action.name in _HOLDS:
             self.holds[cid] -= 1
         keep = self.rec.keep_events
         out = self._decide(c, action, now, self.clock, keep)
@@ -436,7 +440,7 @@ class Simulation:
         if out.timers:
             started = (events[0].action, now) if events else cause
             for timer in out.timers:
-                if timer.action.name == "funds_available":
+                if timer.action.name in _HOLDS:
                     self.holds[cid] = self.holds.get(cid, 0) + 1
                 self._timer(cid, timer.delay, timer.action, started)
         behaviour = self.behaviours.get(cid)

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..core.units import format_duration
+from ..core.units import format_duration, percent_of
 from ..money.ledger import Transfer
-from ..policy.calendar import Clock
+from ..policy.calendar import BusinessDays, Clock, is_zero
 from ..policy.model import Policy, show_duration
 from . import procedures as proc
 from .effects import (
     close,
+    freelancer_target,
     fund_milestone,
     funding_fees,
     holding,
     money,
     next_planned,
+    pay_freelancer,
     refund,
     refund_all,
     refunded_amount,
@@ -144,28 +146,67 @@ def submit(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: flo
         m.first_submitted_at = now
     m.extensions = 0
     m.review_locked = False
+    review = policy.review
+    if policy.release.invoices is not None:
+        m.invoice = a.amount
     timers = []
-    if policy.review.on_timeout == "approve":
-        delay = clock.days(now, policy.review.window)
+    if review.on_timeout == "approve":
+        opens = now
+        if not is_zero(review.starts_after):  # the inspection starts when the delivery is received
+            opens += clock.days(now, review.starts_after)
+        delay = opens - now + clock.days(opens, review.window)
         m.review_due = now + delay
         timers.append(Timer(delay, Action("platform", "auto_approve", m.id, gen=m.gen)))
-    note = partial(_submit_note, policy, m.submissions, now, clock)
+        for before in review.notices:  # notices to a client who has not acted, before the end
+            lead = float(before) if not isinstance(before, BusinessDays) else None
+            at = (
+                m.review_due - lead
+                if lead is not None
+                else _business_days_before(clock, m.review_due, before)
+            )
+            if at > now + 1e-9:
+                timers.append(Timer(at - now, Action("platform", "review_notice", m.id, gen=m.gen)))
+    note = partial(_submit_note, policy, m.submissions, now, clock, m.invoice)
     return Outcome(True, events=[Emitted(a.actor, "submit", m.id, 0, note, [])], timers=timers)
 
 
-def _submit_note(policy: Policy, submissions: int, now: float, clock: Clock) -> str:
+def _business_days_before(clock: Clock, end: float, before: BusinessDays) -> float:
+    """The time ``before`` business days ahead of ``end`` (a notice written in business days)."""
+    at = end - float(before.n)
+    while at + clock.days(at, before) < end - 1e-9:  # calendar days hide weekends: step back
+        at -= 1.0
+    return at
+
+
+def _submit_note(
+    policy: Policy, submissions: int, now: float, clock: Clock, invoice: int | None = None
+) -> str:
+    invoiced = f"; invoice of {money(policy, invoice)}" if invoice is not None else ""
     if policy.review.on_timeout == "approve":
         window = clock.describe(now, policy.review.window)
-        return f"submission {submissions}; review window ends in {window}"
+        if not is_zero(policy.review.starts_after):
+            starts = clock.describe(now, policy.review.starts_after)
+            return (
+                f"submission {submissions}{invoiced}; delivered in {starts}, then a review window of {window}"
+            )
+        return f"submission {submissions}{invoiced}; review window ends in {window}"
     # nothing happens at the window's end: only the client releases
     return f"submission {submissions}; the client releases it (silence releases nothing)"
 
 
 def approve(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
     assert m is not None
+    if a.amount is None and m.invoice is not None:  # release.invoices: approving pays the invoice
+        postings, timers, note = _pay_invoice(policy, c, m)
+        close(m, "released", "approved", now)
+        if policy.milestones.auto_fund_next:
+            timers += _fund_next_timer(policy, m)
+        return Outcome(
+            True, events=[Emitted(a.actor, "approve", m.id, m.invoice, note, postings)], timers=timers
+        )
     amount = m.escrowed if a.amount is None else a.amount
-    postings: list = []
-    timers: list = []
+    postings = []
+    timers = []
     held = m.escrowed
     notes: list[str] = []
     release(policy, c, m, amount, postings, timers, notes)
@@ -221,8 +262,16 @@ def auto_approve(
     if review_timer_is_stale(c, a):
         return STALE
     m = c.by_id[a.milestone or ""]
-    postings: list = []
-    timers: list = []
+    if m.invoice is not None:  # release.invoices: the invoice is paid
+        postings, timers, paid = _pay_invoice(policy, c, m)
+        close(m, "released", "auto_approved", now)
+        note = f"review window ended without a decision; {paid}"
+        if policy.milestones.auto_fund_next:
+            timers += _fund_next_timer(policy, m)
+        ev = Emitted("platform", "auto_approve", m.id, m.invoice, note, postings)
+        return Outcome(True, events=[ev], timers=timers)
+    postings = []
+    timers = []
     amount = m.escrowed
     notes: list[str] = []
     release(policy, c, m, amount, postings, timers, notes)
@@ -232,6 +281,50 @@ def auto_approve(
         timers += _fund_next_timer(policy, m)
     return Outcome(
         True, events=[Emitted("platform", "auto_approve", m.id, amount, note, postings)], timers=timers
+    )
+
+
+def _pay_invoice(policy: Policy, c: Contract, m: Milestone) -> tuple[list, list, str]:
+    """Pay ``m``'s invoice (``release.invoices``): from its escrow; an invoice beyond the escrow
+    takes the rest from the client when ``shortfall: from_client``; escrow beyond it becomes
+    contract credit. The postings, timers and the words for the message."""
+    assert m.invoice is not None and policy.release.invoices is not None
+    postings: list = []
+    timers: list = []
+    notes: list[str] = []
+    held = m.escrowed
+    paid = min(m.invoice, held)
+    release(policy, c, m, paid, postings, timers, notes)
+    words = f"invoice of {money(policy, m.invoice)} paid from escrow"
+    short = m.invoice - paid
+    if paid < held:
+        words += f"; {money(policy, held - paid)} stays in escrow as contract credit"
+    if short and policy.release.invoices.shortfall == "from_client":
+        pay_freelancer(policy, c, short, "released", m.id, postings, timers, notes, source=c.client_account)
+        m.released += short
+        words = (
+            f"invoice of {money(policy, m.invoice)} paid: {money(policy, paid)} from escrow, the "
+            f"shortfall of {money(policy, short)} from the client"
+        )
+    elif short:
+        words += f"; {money(policy, short)} of it is beyond the escrow and stays unpaid"
+    return postings, timers, "; ".join([words, *notes])
+
+
+def review_notice(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``review.notices``: the review window is about to end and the client has not acted."""
+    if review_timer_is_stale(c, a):
+        return STALE
+    m = c.by_id[a.milestone or ""]
+    assert m.review_due is not None
+    note = (
+        f"notice to the client: the review ends in {format_duration(m.review_due - now)} and "
+        f"{money(policy, m.escrowed)} is then released"
+    )
+    return Outcome(
+        True, events=[Emitted("platform", "review_notice", m.id, 0, note, [], ("review.notices",))]
     )
 
 
@@ -381,9 +474,136 @@ def funds_available(
     policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
 ) -> Outcome:
     account = a.account or ""
+    m = c.by_id.get(a.milestone) if a.milestone else None
+    if m is not None:
+        if a.gen != m.hold_gen:  # paid out early, or reversed: the hold is over
+            return STALE
+        m.pending -= a.amount or 0
     available = account.rsplit(":", 1)[0] + ":available"
     postings = [Transfer(account, available, "available", a.amount or 0, a.milestone or "")]
     ev = Emitted("platform", "funds_available", a.milestone or "", a.amount or 0, "hold ended", postings)
+    return Outcome(True, events=[ev])
+
+
+def refund_arrives(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``hold.after_refund``: a refund decided earlier leaves escrow for the client now."""
+    amount = a.amount or 0
+    c.in_transit -= amount
+    postings = [
+        Transfer(c.escrow_account, a.account or c.refund_account, "refunded", amount, a.milestone or "")
+    ]
+    note = f"refund of {money(policy, amount)} arrives at {returned_to(c)}"
+    ev = Emitted(
+        "platform", "refund_arrives", a.milestone or "", amount, note, postings, ("hold.after_refund",)
+    )
+    return Outcome(True, events=[ev])
+
+
+def early_payout(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``hold.early_payout``: the freelancer ends a released milestone's hold now, for a fee."""
+    assert m is not None and policy.hold.early_payout is not None
+    amount = m.pending
+    fee = percent_of(amount, policy.hold.early_payout.percent)
+    pending = freelancer_target(policy, c)
+    available = f"freelancer:{c.freelancer}:available"
+    postings = [Transfer(pending, available, "available", amount, m.id)]
+    if fee:
+        postings.append(Transfer(available, "platform", "fees", fee, m.id))
+    m.pending = 0
+    m.hold_gen += 1
+    note = (
+        f"early payout: {money(policy, amount)} made available now, less a fee of {money(policy, fee)} "
+        f"({policy.hold.early_payout.percent}%)"
+    )
+    return Outcome(True, events=[Emitted(a.actor, "early_payout", m.id, amount, note, postings)])
+
+
+def reverse_release(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``release.reversible``: the platform takes a release back. The client gets what it paid for
+    the milestone (its releases and bonuses, and refundable fees); the freelancer returns what they
+    received, from pending money first, then available money (which may go below zero: owed from
+    future revenue); the platform returns the freelancer's fees."""
+    assert m is not None
+    gross = m.released + m.bonus
+    net = gross - m.freelancer_fees
+    pending = f"freelancer:{c.freelancer}:pending"
+    available = f"freelancer:{c.freelancer}:available"
+    from_pending = min(m.pending, net)
+    postings = []
+    if from_pending:
+        postings.append(Transfer(pending, c.refund_account, "clawback", from_pending, m.id))
+    if net - from_pending:
+        postings.append(Transfer(available, c.refund_account, "clawback", net - from_pending, m.id))
+    back = m.freelancer_fees + m.refundable_fees
+    total = net + back
+    if back:
+        postings.append(Transfer("platform", c.refund_account, "fees", back, m.id))
+    m.pending = 0
+    m.hold_gen += 1
+    m.refunded += m.released
+    m.released = 0
+    m.freelancer_fees = 0
+    m.refundable_fees = 0
+    m.gen += 1
+    close(m, "refunded", "refunded", now)
+    note = (
+        f"release reversed by the platform: {money(policy, total)} back to "
+        f"{returned_to(c)}; {money(policy, from_pending)} from the freelancer's pending money, "
+        f"{money(policy, net - from_pending)} from their available money"
+    )
+    return Outcome(True, events=[Emitted(a.actor, "reverse_release", m.id, gross, note, postings)])
+
+
+def request_extension(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """``milestones.due_extensions``: the freelancer asks to move the due date to ``a.due``."""
+    assert m is not None and policy.milestones.due_extensions is not None
+    m.extension_due = a.due
+    m.extension_gen += 1
+    window = policy.milestones.due_extensions.answer_within
+    note = (
+        f"extension of the due date to {a.due:g}d requested; the client has {clock.describe(now, window)} "
+        "to answer, or it is withdrawn"
+    )
+    timer = Timer(window, Action("platform", "extension_withdrawn", m.id, gen=m.extension_gen))
+    return Outcome(True, events=[Emitted(a.actor, "request_extension", m.id, 0, note, [])], timers=[timer])
+
+
+def answer_extension(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """The client accepts (the due date moves) or declines the freelancer's extension request."""
+    assert m is not None and m.extension_due is not None
+    m.extension_gen += 1
+    if a.name == "accept_extension":
+        old, m.due = m.due, m.extension_due
+        note = f"extension accepted: due {m.extension_due:g}d" + (
+            f" (was {old:g}d)" if old is not None else ""
+        )
+    else:
+        note = f"extension to {m.extension_due:g}d declined; the due date stays"
+    m.extension_due = None
+    return Outcome(True, events=[Emitted(a.actor, a.name, m.id, 0, note, [])])
+
+
+def extension_withdrawn(
+    policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock
+) -> Outcome:
+    """Nobody answered the extension request in time: it is withdrawn, the due date stays."""
+    m = c.by_id.get(a.milestone or "")
+    if m is None or m.extension_due is None or a.gen != m.extension_gen:
+        return STALE
+    note = f"extension to {m.extension_due:g}d withdrawn: the client did not answer; the due date stays"
+    m.extension_due = None
+    m.extension_gen += 1
+    ev = Emitted("platform", "extension_withdrawn", m.id, 0, note, [], ("milestones.due_extensions",))
     return Outcome(True, events=[ev])
 
 

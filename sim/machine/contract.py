@@ -17,8 +17,11 @@ the counter, so the timer finds a newer generation when it fires and does nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from ..money.ledger import Transfer
-from ..policy.calendar import PLAIN, Clock
+from ..policy.calendar import PLAIN, Clock, is_zero
 from ..policy.model import Policy
 from . import procedures as proc
 from .actions import dormancy_timer_is_stale, open_by_pack_action, review_timer_is_stale, start_dormancy
@@ -65,7 +68,7 @@ class Machine:
     own opening actions added. Worked out once per policy (:func:`machine_for`); the engine keeps
     its policy's machine and calls :meth:`decide` for every action."""
 
-    __slots__ = ("dormancy", "policy", "rows")
+    __slots__ = ("dormancy", "from_balance", "policy", "refund_delay", "rows")
 
     def __init__(self, policy: Policy) -> None:
         compiled = compile_guards(policy, _GUARDS)
@@ -82,6 +85,8 @@ class Machine:
         self.policy = policy
         self.rows = rows
         self.dormancy = policy.dormancy is not None
+        self.refund_delay = not is_zero(policy.hold.after_refund)
+        self.from_balance = policy.milestones.fund_from_balance
 
     def decide(
         self, c: Contract, action: Action, now: float, clock: Clock = PLAIN, notes: bool = True
@@ -120,6 +125,10 @@ class Machine:
             return out
         if self.dormancy and action.actor != "platform":
             out.timers.extend(start_dormancy(policy, c, now, clock))
+        if self.refund_delay and action.name not in _UNREVIEWED_REFUNDS:
+            _delay_refunds(policy, c, out, now, clock)
+        if self.from_balance and c.balances is not None:
+            _pay_from_balance(c, out)
         if c.first_fee and not c.paid_out and c.escrow() == 0 and c.procedure is None and c.state in _CLOSED:
             out.events.append(_return_first_fee(policy, c))
         if out.timers:
@@ -133,6 +142,65 @@ class Machine:
                 if ev.postings:
                     _note_client_paid(policy, c, ev)
         return out
+
+
+#: refunds that need no review (an offer that never started, a cancel): ``hold.after_refund`` is
+#: for refunds decided in a procedure (an answer, a timeout, the platform's decision)
+_UNREVIEWED_REFUNDS = frozenset(
+    {"refund_arrives", "withdraw_offer", "decline_offer", "offer_expired", "cancel_late", "cancel_milestone"}
+)
+
+
+def _delay_refunds(policy: Policy, c: Contract, out: Outcome, now: float, clock: Clock) -> None:
+    """``hold.after_refund``: each refund of escrow a procedure decided stays in escrow, owed to the
+    client (``Contract.in_transit``), and a ``refund_arrives`` timer pays it after the hold."""
+    for ev in out.events:
+        before = c.in_transit
+        kept = []
+        for p in ev.postings:
+            if p.flow == "refunded" and p.from_account == c.escrow_account:
+                c.in_transit += p.amount
+                arrive = Action(
+                    "platform", "refund_arrives", p.milestone or None, amount=p.amount, account=p.to_account
+                )
+                out.timers.append(Timer(policy.hold.after_refund, arrive))
+            else:
+                kept.append(p)
+        ev.postings = kept
+        if c.in_transit > before:
+            when = clock.describe(now, policy.hold.after_refund)
+            ev.message = partial(_arrives_note, ev.message, money(policy, c.in_transit - before), when)
+
+
+def _arrives_note(message: str | Callable[[], str], amount: str, when: str) -> str:
+    text = message if isinstance(message, str) else message()
+    return f"{text}; the refund of {amount} arrives in {when}"
+
+
+#: what a client pays that the platform balance may pay instead (fundings, fees, bonuses)
+_PAYABLE_FROM_BALANCE = frozenset({"funded", "fees", "bonus", "stage_fee", "released"})
+
+
+def _pay_from_balance(c: Contract, out: Outcome) -> None:
+    """``milestones.fund_from_balance``: what the client pays comes out of ``balance:<client>``
+    first, as far as it goes (the ledger's balance before this decision)."""
+    account = f"balance:{c.client}"
+    assert c.balances is not None
+    left = c.balances.get(account, 0)
+    if left <= 0:
+        return
+    for ev in out.events:
+        routed = []
+        for p in ev.postings:
+            if left > 0 and p.from_account == c.client_account and p.flow in _PAYABLE_FROM_BALANCE:
+                part = min(left, p.amount)
+                left -= part
+                routed.append(p._replace(from_account=account, amount=part))
+                if p.amount > part:
+                    routed.append(p._replace(amount=p.amount - part))
+            else:
+                routed.append(p)
+        ev.postings = routed
 
 
 #: id(policy) -> its machine (which keeps the policy, so an id reused after garbage collection
@@ -175,6 +243,11 @@ def timer_is_stale(c: Contract, a: Action) -> bool:
         return c.state != "offered" or a.gen != c.offer_gen
     if name == "dormancy_check":
         return dormancy_timer_is_stale(c, a)
+    if name == "review_notice":
+        return review_timer_is_stale(c, a)
+    if name == "extension_withdrawn":
+        m = c.by_id.get(a.milestone or "")
+        return m is None or m.extension_due is None or a.gen != m.extension_gen
     return False
 
 
@@ -202,6 +275,8 @@ _FEES_ON = {
     "accept_offer": ("acceptance", "funding", "first_funding"),
     "respond": ("release",),
     "accept_settlement": ("release",),
+    "early_payout": (),
+    "reverse_release": (),
 }
 #: the article's procedures' keys as the refund: shorthand writes them
 _SHORTHAND = {

@@ -115,6 +115,7 @@ def pay_freelancer(
     postings: list,
     timers: list,
     notes: list[str] | None = None,
+    source: str | None = None,
 ) -> int:
     """Post a release or bonus to the freelancer, their fees to the platform; return the net.
 
@@ -123,11 +124,13 @@ def pay_freelancer(
     saying so, which the event's message carries.
     """
     target = freelancer_target(policy, c)
-    source = c.escrow_account if flow == "released" else c.client_account
+    if source is None:
+        source = c.escrow_account if flow == "released" else c.client_account
     if gross > 0:
         c.paid_out = True
     postings.append(Transfer(source, target, flow, gross, mid))
     net = gross
+    m = c.by_id.get(mid) if mid else None
     before = 0
     if c.pair is not None:  # billings of this client and freelancer together, for tiered fees
         before = c.pair[0]
@@ -145,13 +148,19 @@ def pay_freelancer(
                 fee = net
             postings.append(Transfer(target, "platform", "fees", fee, mid))
             net -= fee
+            if m is not None:
+                m.freelancer_fees += fee
         else:
             postings.append(Transfer(c.client_account, "platform", "fees", fee, mid))
     if not is_zero(policy.hold.after_release) and net > 0:
+        gen = 0
+        if m is not None:
+            m.pending += net
+            gen = m.hold_gen
         timers.append(
             Timer(
                 policy.hold.after_release,
-                Action("platform", "funds_available", mid, amount=net, account=target),
+                Action("platform", "funds_available", mid, amount=net, account=target, gen=gen),
             )
         )
     return net

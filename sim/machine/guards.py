@@ -281,6 +281,57 @@ def _freelancer_may_cancel(
         raise Rejected("freelancer_cancel", "this policy does not let the freelancer cancel a milestone")
 
 
+def _may_pay_out_early(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    assert m is not None
+    rule = policy.hold.early_payout
+    if rule is None:
+        raise Rejected("early_payout", "this policy has no early payout (hold.early_payout)")
+    if m.pending <= 0:
+        raise Rejected("early_payout", f"nothing released for milestone {m.id} is still on hold")
+    assert m.closed_at is not None
+    after = rule.after
+    if now < m.closed_at + after - 1e-9:
+        raise Rejected(
+            "early_payout",
+            f"early payout of milestone {m.id} from {m.closed_at + after:g}d "
+            f"({after:g}d after its release at {m.closed_at:g}d)",
+        )
+
+
+def _reversible(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    if not policy.release.reversible:
+        raise Rejected(
+            "reversal", "this policy does not let the platform reverse a release (release.reversible)"
+        )
+
+
+def _may_ask_extension(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    assert m is not None
+    if policy.milestones.due_extensions is None:
+        raise Rejected("due_extension", "this policy has no extension requests (milestones.due_extensions)")
+    if m.extension_due is not None:
+        raise Rejected("due_extension", f"an extension of milestone {m.id} is already waiting for an answer")
+    if m.due is None:
+        raise Rejected("due_extension", f"milestone {m.id} has no due date to extend")
+    if a.due is None or a.due <= m.due:
+        raise Rejected("due_extension", f"an extension moves the due date later than {m.due:g}d")
+
+
+def _extension_pending(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    assert m is not None
+    if m.extension_due is None:
+        raise Rejected("due_extension", f"no extension of milestone {m.id} is waiting for an answer")
+
+
+def _invoice(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float = 0.0) -> None:
+    if a.amount is not None and policy.release.invoices is None:
+        raise Rejected(
+            "invalid_state", "this policy has no invoices (release.invoices): a submission names no amount"
+        )
+    if a.amount is not None and a.amount <= 0:
+        raise Rejected("invalid_state", "an invoice is for more than 0")
+
+
 MINIMUM = ("milestones.minimum_amount",)
 LOCKED = ("milestones.active_locked",)
 
@@ -383,4 +434,33 @@ FREELANCER_MAY_CANCEL = Guard(
     ("freelancer_cancel",),
     _freelancer_may_cancel,
     "the policy allows it",
+)
+EARLY_PAYOUT = Guard(
+    "may_pay_out_early",
+    "early_payout",
+    ("hold.early_payout",),
+    _may_pay_out_early,
+    "money on hold, from hold.early_payout.after",
+)
+REVERSIBLE = Guard("reversible", "reversal", ("release.reversible",), _reversible, "the policy allows it")
+MAY_ASK_EXTENSION = Guard(
+    "may_ask_extension",
+    "due_extension",
+    ("milestones.due_extensions",),
+    _may_ask_extension,
+    "none pending, a later due date",
+)
+EXTENSION_PENDING = Guard(
+    "extension_pending",
+    "due_extension",
+    ("milestones.due_extensions",),
+    _extension_pending,
+    "a request waits",
+)
+INVOICE = Guard(
+    "invoice",
+    "invalid_state",
+    ("release.invoices",),
+    _invoice,
+    "an amount only under release.invoices",
 )

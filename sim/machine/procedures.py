@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..money.ledger import Transfer
 from ..policy.calendar import Clock
 from ..policy.model import Policy
-from ..policy.procedures import ByActed, Goto, Procedure, Stage
+from ..policy.procedures import ByActed, Goto, Procedure, Stage, StageFee
 from .effects import (
     close,
     holding,
@@ -33,6 +33,11 @@ PARTY_NAMES = ("client", "freelancer")
 def covered(c: Contract, proc: OpenProcedure) -> int:
     """Money under the procedure: its milestones' escrow, plus credit when it covers the contract."""
     return sum(c.by_id[m].escrowed for m in proc.milestones) + (c.credit if proc.include_credit else 0)
+
+
+def fee_base(c: Contract, proc: OpenProcedure, fee: StageFee) -> int:
+    """What a stage fee's percentage is of: the money covered, or all the contract's escrow."""
+    return c.escrow() if fee.basis == "contract_escrow" else covered(c, proc)
 
 
 def disputed_amount(policy: Policy, c: Contract) -> int:
@@ -97,7 +102,7 @@ def _start_stage(
     assert window is not None
     words = f"{who} {'has' if len(parties) == 1 else 'have'} {clock.describe(now, window)} to answer"
     if stage.fee is not None:
-        words += f"; the fee to act is {money(policy, stage_fee(stage, covered(c, proc)))}"
+        words += f"; the fee to act is {money(policy, stage_fee(stage, fee_base(c, proc, stage.fee)))}"
         words += " each" if stage.fee.payer == "each" else ""
     timers = []
     if stage.on_timeout is not None:
@@ -112,12 +117,13 @@ def enter_platform_stage(policy: Policy, c: Contract, proc: OpenProcedure, now: 
     fee = stage.fee
     if stage.party != "platform" or fee is None:
         return []
-    base = covered(c, proc)
+    base = fee_base(c, proc, fee)
     where = f"{proc.name}.{stage.name}"
     if fee.waived_below is not None and base <= fee.waived_below:
         assert fee.split_below is not None
-        release = int(base * fee.split_below)  # the freelancer's share, rounded down
-        out = settle(policy, c, proc, release, base - release, now, "platform", "small_claim")
+        money_in = covered(c, proc)  # the balance decides it is small; the disputed money is split
+        release = int(money_in * fee.split_below)  # the freelancer's share, rounded down
+        out = settle(policy, c, proc, release, money_in - release, now, "platform", "small_claim")
         first = out.events[0]
         first.message = (
             f"small claim at {where}: {money(policy, base)} is at most {money(policy, fee.waived_below)}, "
@@ -140,7 +146,21 @@ def enter_platform_stage(policy: Policy, c: Contract, proc: OpenProcedure, now: 
         postings.append(Transfer(c.escrow_account, "platform", "fees", part, ""))
         c.credit -= part
         left -= part
+    if left and fee.basis == "contract_escrow":  # the rest from the contract's other escrow
+        for m in holding(c):
+            part = min(left, m.escrowed)
+            if part and m.id not in proc.milestones:
+                postings.append(Transfer(c.escrow_account, "platform", "fees", part, m.id))
+                m.escrowed -= part
+                left -= part
+        if left and not proc.include_credit and c.credit:
+            part = min(left, c.credit)
+            postings.append(Transfer(c.escrow_account, "platform", "fees", part, ""))
+            c.credit -= part
+            left -= part
     note = f"the {where} fee of {money(policy, value)} is taken from the escrow"
+    if fee.basis == "contract_escrow":
+        note += f" ({fee.percent}% of the contract's {money(policy, base)} in escrow)"
     keys = (f"procedures.{proc.name}.{stage.name}.fee",)
     return [Emitted("platform", "stage_fee_taken", _mid(proc), value, note, postings, keys)]
 
@@ -226,13 +246,14 @@ def _open(
     declared: Procedure,
     stage: int = 0,
 ) -> OpenProcedure:
+    prior = tuple(c.by_id[mid].state for mid in mids)
     for mid in mids:
         m = c.by_id[mid]
         m.state = declared.state
         m.gen += 1
     c.proc_gen += 1
     proc = OpenProcedure(
-        name, filer, mids, include_credit, now, c.proc_gen, stage=stage, stage_started_at=now
+        name, filer, mids, include_credit, now, c.proc_gen, stage=stage, stage_started_at=now, prior=prior
     )
     c.procedure = proc
     return proc
@@ -280,6 +301,7 @@ def respond(
         raise Rejected("procedure", f"{answer!r} is not an answer at {where}; answers: {allowed}")
     if stage.fee is not None and stage.fee.payer in ("each", a.actor) and a.actor not in proc.paid:
         raise Rejected("procedure", f"{where} needs the fee first: pay_fee")
+    _check_requires(policy, proc, stage.answers[answer])
     if stage.party == "both":
         if a.actor in proc.answered:
             raise Rejected("invalid_state", f"the {a.actor} already answered at {where}")
@@ -294,6 +316,27 @@ def respond(
         if answer == first and any(v != first for v in proc.answered.values()):
             answer = next(v for v in proc.answered.values() if v != first)
     return follow(policy, c, proc, stage.answers[answer], a.actor, event, now, clock, timed=False)
+
+
+def _check_requires(policy: Policy, proc: OpenProcedure, outcome: object) -> None:
+    """Refuse an answer leading into a stage whose ``requires`` the money under the procedure does
+    not meet (only answers lead there: the loader refuses timeouts into such a stage)."""
+    if outcome == "next":
+        target, index = proc.name, proc.stage + 1
+    elif isinstance(outcome, Goto):
+        target = outcome.procedure or proc.name
+        index = policy.all_procedures[target].stage(outcome.stage) if outcome.stage else 0
+    else:
+        return
+    entered = policy.all_procedures[target].stages[index]
+    if entered.requires and not set(entered.requires) & set(proc.prior):
+        was = "/".join(sorted(set(proc.prior))) or "none"
+        raise Rejected(
+            "procedure",
+            f"{target}.{entered.name} needs a milestone that was {'/'.join(entered.requires)} when "
+            f"{proc.name} opened (its milestones were {was})",
+            (f"procedures.{target}.{entered.name}.requires",),
+        )
 
 
 def pay_fee(policy: Policy, c: Contract, a: Action, now: float, clock: Clock) -> Outcome:
@@ -311,7 +354,7 @@ def pay_fee(policy: Policy, c: Contract, a: Action, now: float, clock: Clock) ->
         )
     if a.actor in proc.paid:
         raise Rejected("invalid_state", f"the {a.actor} already paid the fee at {where}")
-    fee = stage_fee(stage, covered(c, proc))
+    fee = stage_fee(stage, fee_base(c, proc, stage.fee))
     source = c.client_account if a.actor == "client" else f"freelancer:{c.freelancer}:available"
     postings = [Transfer(source, "platform", "stage_fee", fee, _mid(proc))]
     proc.paid[a.actor] = fee
@@ -415,11 +458,11 @@ def follow(
         return Outcome(True, events=[Emitted(actor, event, _mid(proc), 0, note, [], keys)])
     # move on: the next stage, a named stage, or another procedure
     if outcome == "next":
-        return _goto(policy, c, proc, proc.name, proc.stage + 1, actor, event, now, clock, keys)
-    assert isinstance(outcome, Goto)
-    target = outcome.procedure or proc.name
-    declared = policy.all_procedures[target]
-    index = declared.stage(outcome.stage) if outcome.stage else 0
+        target, index = proc.name, proc.stage + 1
+    else:
+        assert isinstance(outcome, Goto)
+        target = outcome.procedure or proc.name
+        index = policy.all_procedures[target].stage(outcome.stage) if outcome.stage else 0
     return _goto(policy, c, proc, target, index, actor, event, now, clock, keys)
 
 
@@ -445,6 +488,7 @@ def _goto(
         filer = actor if actor in PARTY_NAMES else proc.filer
         declared = policy.all_procedures[target]
         new = _open(c, target, filer, proc.milestones, proc.include_credit, now, declared, index)
+        new.prior = proc.prior  # the states before the first procedure over this money
         new.proposal = proc.proposal
         new.disputed = True
         timers, words = _start_stage(policy, c, new, now, clock)

@@ -38,6 +38,12 @@ class Milestone:
     review_due: float | None = None  # when the running review window ends (its auto_approve)
     extensions: int = 0  # extend_review taken in this submission's review
     review_locked: bool = False  # lock_review: the freelancer fixed the review's end
+    pending: int = 0  # released to the freelancer and still in the hold (hold.after_release)
+    hold_gen: int = 0  # the generation its funds_available timers watch (early payout ends them)
+    freelancer_fees: int = 0  # freelancer fees taken from its releases (a reversal returns them)
+    invoice: int | None = None  # release.invoices: the amount its last submission invoiced
+    extension_due: float | None = None  # milestones.due_extensions: the due date asked for
+    extension_gen: int = 0  # the generation the extension request's timer watches
 
 
 @dataclass(slots=True)
@@ -66,6 +72,9 @@ class OpenProcedure:
     awaiting_platform: bool = False
     settlement: tuple[str, int, int] | None = None  # (proposed by, release, refund)
     disputed: bool = False  # entered from another procedure (a refund request that was disputed)
+    #: the states of its milestones when the first procedure over this money opened
+    #: (``Stage.requires``: Guru's arbitration needs a raised invoice)
+    prior: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -95,6 +104,11 @@ class Contract:
     first_fee: int = 0  # a refundable first_funding fee charged and not yet returned
     first_funded: bool = False  # first_funding fees are charged once per contract
     paid_out: bool = False  # anything released or paid as a bonus to the freelancer
+    #: refunds decided and not yet arrived (``hold.after_refund``): still in escrow, owed to the client
+    in_transit: int = 0
+    #: the ledger's balances, read to pay from the client's platform balance first
+    #: (``milestones.fund_from_balance``; set by the engine, None elsewhere)
+    balances: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         self.by_id = {m.id: m for m in self.milestones}
@@ -110,7 +124,7 @@ class Contract:
 
     def escrow(self) -> int:
         """Money of this contract in escrow: milestone escrow plus credit."""
-        total = self.credit
+        total = self.credit + self.in_transit
         for m in self.milestones:  # a loop: this is asked after every action that moves money
             total += m.escrowed
         return total

@@ -11,7 +11,8 @@ balance, money returned lowers it); every other account holds money. So after ev
 platform_balance``): it has left escrow but not the platform, which still holds it for the client.
 
 A freelancer's balance is a net position: it goes below zero only by a ``stage_fee`` paid out of
-pocket (an arbitration fee before any payment, FORMAT section 7); every other flow is checked.
+pocket (an arbitration fee before any payment, FORMAT section 7) or a ``clawback`` (a release the
+platform reversed, owed from future revenue); every other flow is checked.
 
 The ledger keeps running totals per account kind, so both checks cost O(1) per event.
 """
@@ -26,6 +27,9 @@ FLOWS = ("funded", "released", "bonus", "refunded", "fees")
 #: fees a party pays out of pocket (a freelancer's balance may go below zero by them): a
 #: procedure's stage fee, a fee on acceptance; each counts in the ``fees`` total
 OUT_OF_POCKET = ("stage_fee", "acceptance_fee")
+#: flows that may take a party's account below zero: fees out of pocket, and a release the
+#: platform takes back (``clawback``: owed from the freelancer's future revenue; not a total)
+MAY_OWE = (*OUT_OF_POCKET, "clawback")
 #: every flow that is a fee
 FEE_FLOWS = ("fees", *OUT_OF_POCKET)
 #: account kinds whose balances are tracked over time
@@ -145,7 +149,7 @@ class Ledger:
         else:
             left = balances[from_account] - amount
             if left < 0:
-                if flow in OUT_OF_POCKET:  # a fee paid out of pocket: the account owes it
+                if flow in MAY_OWE:  # a fee paid out of pocket, or a clawback: the account owes it
                     self.owed[from_account] = max(self.owed.get(from_account, 0), -left)
                 elif left < -self.owed.get(from_account, 0):  # nothing else may dig deeper
                     raise LedgerError(

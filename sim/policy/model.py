@@ -80,7 +80,18 @@ RULE_IDS = (
     "freelancer_cancel",
     "review_extension",
     "revisions_first",
+    "early_payout",
+    "reversal",
+    "due_extension",
 )
+
+
+class DueExtensions(RulesModel):
+    """A request to move a milestone's due date: the client accepts or declines it, and silence
+    for ``answer_within`` withdraws it."""
+
+    answer_within: PolicyDuration
+    on_timeout: Literal["withdrawn"] = "withdrawn"
 
 
 class MilestoneRules(RulesModel):
@@ -93,6 +104,12 @@ class MilestoneRules(RulesModel):
     active_locked: frozenset[LockedPart] = frozenset({"amount", "due_date", "order", "delete"})
     #: charge the next planned milestone when one is released (Fiverr's milestone orders)
     auto_fund_next: StrictBool = False
+    #: what the client pays (fundings, fees, bonuses) comes out of their platform balance first
+    #: (``balance:<client>``, where ``refund.to: platform_balance`` puts refunds: the Fiverr Balance)
+    fund_from_balance: StrictBool = False
+    #: the freelancer may ask to move a milestone's due date (``request_extension``); the client
+    #: answers within ``answer_within`` or the request is withdrawn (Fiverr's extension requests)
+    due_extensions: DueExtensions | None = None
 
 
 class LateCancel(RulesModel):
@@ -130,6 +147,22 @@ class ReviewRules(RulesModel):
     on_timeout: Literal["approve", "nothing"] = "approve"
     max_change_requests: Annotated[StrictInt, Field(ge=0)] | None = None
     extensions: ReviewExtensions | None = None
+    #: the window starts this long after the submission (Escrow.com's inspection starts when the
+    #: delivery is received: shipping time is not inspection time)
+    starts_after: PolicyDuration = 0.0
+    #: notices to the client this long before the window ends, if the client has not acted on the
+    #: submission (Escrow.com's 24-hour notice to a buyer who never took part)
+    notices: tuple[PolicyDuration, ...] = ()
+
+    @model_validator(mode="after")
+    def _notices_need_a_timeout(self) -> ReviewRules:
+        if self.notices and self.on_timeout != "approve":
+            raise ValueError("review.notices warn of the window's end, but on_timeout: nothing has no end")
+        if any(is_zero(n) for n in self.notices):
+            raise ValueError(
+                "a review notice 0 days before the end is the end itself: give a positive duration"
+            )
+        return self
 
     @model_validator(mode="after")
     def _extensions_need_a_timeout(self) -> ReviewRules:
@@ -140,11 +173,26 @@ class ReviewRules(RulesModel):
         return self
 
 
+class Invoices(RulesModel):
+    """Invoiced submissions: what an invoice beyond the milestone's escrow does when it is paid."""
+
+    #: ``unpaid``: only the escrow is paid; ``from_client``: the rest is taken from the client
+    #: (PeoplePerHour takes an auto-release's shortfall from the buyer's wallet)
+    shortfall: Literal["unpaid", "from_client"] = "unpaid"
+
+
 class ReleaseRules(RulesModel):
     """Releasing a different amount than funded."""
 
     partial: StrictBool = True
     bonus: StrictBool = True
+    #: a submission may name an amount, its invoice (``submit {amount}``); approving without an
+    #: amount and the review's timeout pay the invoice (PeoplePerHour's invoices)
+    invoices: Invoices | None = None
+    #: the platform may reverse a release (``platform: reverse_release``): the money goes back to
+    #: the client, taken from the freelancer's pending and then available money, which may go below
+    #: zero (owed from future revenue; Fiverr's Customer Support cancelling a completed order)
+    reversible: StrictBool = False
 
 
 class RefundRules(RulesModel):
@@ -167,10 +215,23 @@ class OfferRules(RulesModel):
     expires_after: PolicyDuration | None = None
 
 
+class EarlyPayout(RulesModel):
+    """Money held after a release made available at once, for ``percent`` of it, from ``after``
+    the release on."""
+
+    percent: Percent
+    after: Duration = 0.0  # calendar time (48h), not business days
+
+
 class HoldRules(RulesModel):
     """Clearance before released money is available to the freelancer."""
 
     after_release: PolicyDuration = 0.0
+    #: a refund of escrow reaches the client this long after it is decided (PeoplePerHour: one
+    #: working day); until then the money stays in escrow, owed to the client
+    after_refund: PolicyDuration = 0.0
+    #: the freelancer may end the hold early for a fee (``early_payout``; Fiverr's Early Payout)
+    early_payout: EarlyPayout | None = None
 
 
 class CalendarRules(RulesModel):
@@ -403,6 +464,8 @@ class Policy(RulesModel):
             "refund.response_window": self.refund.response_window if self.refund else None,
             "offer.expires_after": self.offer.expires_after,
             "hold.after_release": self.hold.after_release,
+            "hold.after_refund": self.hold.after_refund,
+            "review.starts_after": self.review.starts_after,
         }
         for pname, proc in self.procedures.items():
             for stage in proc.stages:
@@ -440,6 +503,12 @@ class Policy(RulesModel):
                 "funding_order": m.funding_order,
                 "active_locked": sorted(m.active_locked),
                 **({"auto_fund_next": True} if m.auto_fund_next else {}),
+                **({"fund_from_balance": True} if m.fund_from_balance else {}),
+                **(
+                    {"due_extensions": {"answer_within": show_duration(m.due_extensions.answer_within)}}
+                    if m.due_extensions is not None
+                    else {}
+                ),
             },
             "review": {
                 "window": show_duration(self.review.window),
@@ -457,8 +526,27 @@ class Policy(RulesModel):
                     if self.review.extensions is not None
                     else {}
                 ),
+                **(
+                    {"starts_after": show_duration(self.review.starts_after)}
+                    if not is_zero(self.review.starts_after)
+                    else {}
+                ),
+                **(
+                    {"notices": [show_duration(n) for n in self.review.notices]}
+                    if self.review.notices
+                    else {}
+                ),
             },
-            "release": self.release.model_dump(),
+            "release": {
+                "partial": self.release.partial,
+                "bonus": self.release.bonus,
+                **(
+                    {"invoices": {"shortfall": self.release.invoices.shortfall}}
+                    if self.release.invoices is not None
+                    else {}
+                ),
+                **({"reversible": True} if self.release.reversible else {}),
+            },
             "refund": None
             if self.refund is None
             else {
@@ -473,7 +561,24 @@ class Policy(RulesModel):
                 if self.offer.expires_after is None
                 else show_duration(self.offer.expires_after),
             },
-            "hold": {"after_release": show_duration(self.hold.after_release)},
+            "hold": {
+                "after_release": show_duration(self.hold.after_release),
+                **(
+                    {"after_refund": show_duration(self.hold.after_refund)}
+                    if not is_zero(self.hold.after_refund)
+                    else {}
+                ),
+                **(
+                    {
+                        "early_payout": {
+                            "percent": str(self.hold.early_payout.percent),
+                            "after": show_duration(self.hold.early_payout.after),
+                        }
+                    }
+                    if self.hold.early_payout is not None
+                    else {}
+                ),
+            },
             "fees": [
                 {
                     "name": f.name,

@@ -36,6 +36,8 @@ OUTCOME_NAMES = (
     "apply_proposal",
     "nothing",
 )
+#: milestone states a stage may require of the money it covers (``Stage.requires``)
+REQUIRABLE = ("funded", "submitted", "changes_requested")
 PARTIES = ("client", "freelancer", "respondent", "filer", "both", "platform")
 #: milestone states a procedure may put its milestones in while it is open
 PROCEDURE_STATES = ("refund_requested", "disputed", "dormant")
@@ -94,6 +96,9 @@ class StageFee(RulesModel):
     from_escrow: StrictBool = False
     waived_below: Money | None = None
     split_below: Percent | None = None
+    #: what ``percent`` and ``waived_below`` are of: the money the procedure covers, or all the
+    #: contract's escrow (Guru's fee is 5% of the whole SafePay balance)
+    basis: Literal["covered", "contract_escrow"] = "covered"
 
     @field_validator("split_below")
     @classmethod
@@ -132,6 +137,10 @@ class Stage(RulesModel):
     on_timeout: OutcomeSpec | ByActed | None = None
     decision: Literal["binding", "proposal"] | None = None
     fee: StageFee | None = None
+    #: an answer may lead into this stage only if a milestone the procedure covers was in one of
+    #: these states when the procedure opened (Guru's arbitration needs an active release request:
+    #: a raised invoice, ``[submitted]``)
+    requires: tuple[Literal[REQUIRABLE], ...] = ()  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _shape(self) -> Stage:
@@ -279,6 +288,21 @@ def shorthand(refund: Any) -> dict[str, Procedure]:
     }
 
 
+def _entered(procedures: dict[str, Procedure], proc: Procedure, index: int, outcome: object) -> Stage | None:
+    """The stage an outcome of ``proc``'s stage ``index`` leads into, if it moves on (else None)."""
+    if outcome == "next":
+        return proc.stages[index + 1] if index + 1 < len(proc.stages) else None
+    if isinstance(outcome, Goto):
+        target = procedures.get(outcome.procedure) if outcome.procedure else proc
+        if target is None:
+            return None
+        names = [s.name for s in target.stages]
+        if outcome.stage and outcome.stage not in names:
+            return None
+        return target.stages[names.index(outcome.stage) if outcome.stage else 0]
+    return None
+
+
 def check(
     procedures: dict[str, Procedure], dormancy: Dormancy | None, declared: frozenset[str] | None = None
 ) -> list[tuple[tuple, str]]:
@@ -300,6 +324,16 @@ def check(
             has_fee = stage.fee is not None
             for what, outcome in stage.outcomes():
                 loc = (*here, *what.split("."))
+                entered = _entered(procedures, proc, i, outcome)
+                if what.startswith("on_timeout") and entered is not None and entered.requires:
+                    problems.append(
+                        (
+                            loc,
+                            f"a timeout leads into stage {entered.name!r}, which requires "
+                            f"{'/'.join(entered.requires)} milestones: only an answer can be refused, so "
+                            "lead into it by an answer",
+                        )
+                    )
                 if isinstance(outcome, Goto):
                     target = procedures.get(outcome.procedure) if outcome.procedure else proc
                     if outcome.procedure and target is None:
@@ -500,6 +534,8 @@ def resolved(procedures: dict[str, Procedure], digits: int) -> dict[str, Any]:
                 entry["on_timeout"] = outcome(s.on_timeout)
             if s.decision is not None:
                 entry["decision"] = s.decision
+            if s.requires:
+                entry["requires"] = list(s.requires)
             if s.fee is not None:
                 f = s.fee
                 entry["fee"] = {
@@ -510,6 +546,7 @@ def resolved(procedures: dict[str, Procedure], digits: int) -> dict[str, Any]:
                     "payer": f.payer,
                     "refund_to": f.refund_to,
                     **({"from_escrow": True} if f.from_escrow else {}),
+                    **({"basis": f.basis} if f.basis != "covered" else {}),
                     **(
                         {"waived_below": money(f.waived_below), "split_below": str(f.split_below)}
                         if f.waived_below is not None
