@@ -8,8 +8,8 @@ script next to this interpreter. Both run on the scenario files of the base tree
 ``summary.json`` matches), and every CSV and ``summary.json`` is compared byte for byte.
 
 Columns the new code adds at the end of a CSV (``--new-columns``, by default the explanation
-columns of events.csv: policy_keys, source, cause) are cut off before comparing; everything else,
-the other columns' bytes included, must be identical.
+columns of events.csv: policy_keys, source, cause, and ledger.csv's event) are cut off before
+comparing; everything else, the other columns' bytes included, must be identical.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("base")
     parser.add_argument("--repo", default=str(Path(__file__).resolve().parent.parent))
-    parser.add_argument("--new-columns", default="policy_keys,source,cause")
+    parser.add_argument("--new-columns", default="policy_keys,source,cause,event")
     ns = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="compare_outputs_"))
     base = work / "base"

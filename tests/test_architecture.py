@@ -13,7 +13,7 @@ SIM = Path(__file__).resolve().parent.parent / "sim"
 LAYERS: dict[str, list[str]] = {
     "core": ["units", "yamlio", "problems", "schema"],
     "money": ["ledger"],
-    "policy": ["calendar", "values", "procedures", "model"],
+    "policy": ["calendar", "values", "procedures", "dated", "model"],
     "machine": [
         "vocabulary",
         "records",
@@ -27,8 +27,8 @@ LAYERS: dict[str, list[str]] = {
     "inputs": ["distributions", "population_spec", "scenario"],
     "engine": ["environment", "simulation"],
     "behaviour": ["population"],
-    "analysis": ["tables", "expect"],
-    "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired"],
+    "analysis": ["tables", "expect", "explain"],
+    "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired", "transition"],
     "viz": ["plots", "market_charts", "diagram", "policy_diagram", "report_text", "report"],
     "app": ["cli", "pytest_plugin"],
 }

@@ -98,9 +98,21 @@ def test_run_exits_0_and_writes_every_table(story):
 
 def test_ledger_csv_to_the_cent(story):
     rows = _rows(story["out"] / "ledger.csv")
-    assert list(rows[0]) == ["time", "from_account", "to_account", "flow", "amount", "contract", "milestone"]
+    assert list(rows[0]) == [
+        "time", "from_account", "to_account", "flow", "amount", "contract", "milestone", "event"
+    ]  # fmt: skip
     got = [
         (r["time"], r["from_account"], r["to_account"], r["flow"], r["amount"], r["milestone"]) for r in rows
+    ]
+    # each posting names the events.csv row that made it: the release and the bonus are one approve
+    events = _rows(story["out"] / "events.csv")
+    made_by = [(events[int(r["event"])]["action"], events[int(r["event"])]["milestone"]) for r in rows]
+    assert made_by == [
+        ("fund", "m1"),
+        ("approve", "m1"),
+        ("fund", "m2"),
+        ("approve", "m2"),
+        ("approve", "m2"),
     ]
     assert got == [
         ("0", "client:acme", "escrow:c1", "funded", "500.00", "m1"),

@@ -45,7 +45,8 @@ def flow_sums(ledger: pd.DataFrame) -> pd.Series:
     return amount.groupby(flow).sum()
 
 
-LEDGER_COLUMNS = ("time", "from_account", "to_account", "flow", "amount", "contract", "milestone")
+#: ``event``: the row of events.csv (0 = its first data row) whose decision made the posting
+LEDGER_COLUMNS = ("time", "from_account", "to_account", "flow", "amount", "contract", "milestone", "event")
 MILESTONE_COLUMNS = (
     "contract",
     "milestone",
@@ -147,12 +148,16 @@ def _frame(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
             df[col] = df[col].astype("int64")
         elif col == "time":
             df[col] = df[col].astype("float64")
+        elif col == "event":
+            df[col] = df[col].astype("int64")
     return df
 
 
 def _explained(sim: Simulation) -> list[tuple]:
     """Event rows with their decision spelt out: ``policy_keys`` and ``source`` joined with ``;``,
     and the ``cause`` of an automatic event as ``submit at 5d`` (FORMAT section 9)."""
+    if sim.versions:
+        return _explained_dated(sim)
     policy = sim.policy
     seen: dict[tuple[str, ...], tuple[str, str]] = {}
     rows = []
@@ -160,19 +165,54 @@ def _explained(sim: Simulation) -> list[tuple]:
         keys, cause = row[-2], row[-1]
         text = seen.get(keys)
         if text is None:
-            text = (";".join(keys), ";".join(policy.source(k) for k in keys))
+            named, sources = policy.sourced(keys)
+            text = (";".join(named), ";".join(sources))
             seen[keys] = text
         rows.append((*row[:-2], *text, f"{cause[0]} at {format_duration(cause[1])}" if cause else ""))
     return rows
 
 
+#: the last part of the keys that give a timer its length: an automatic event of a dated pack
+#: cites them from the version in force when its timer started (it kept that length)
+TIMER_LENGTHS = frozenset(
+    {"window", "response_window", "after_release", "after_refund", "expires_after", "starts_after"}
+    | {"notices", "answer_within", "after", "by"}
+)
+
+
+def _explained_dated(sim: Simulation) -> list[tuple]:
+    """As :func:`_explained`, each key's source read from the version that decided, which the
+    last column names by its first date (``policy_version``)."""
+    versions = sim.versions
+    seen: dict[tuple[int, int, tuple[str, ...]], tuple[str, str, str]] = {}
+    rows = []
+    for row, i in zip(sim.rec.events, sim.rec.versions, strict=True):
+        keys, cause = row[-2], row[-1]
+        started = cause[2] if cause and len(cause) > 2 else i  # a timer keeps its starting length
+        text = seen.get((i, started, keys))
+        if text is None:
+            named, sources = versions[i].policy.sourced(keys)
+            if started != i:
+                lengths = versions[started].policy.sourced(keys)
+                sources = [
+                    b if k.rpartition(".")[2] in TIMER_LENGTHS else a
+                    for k, a, b in zip(named, sources, lengths[1], strict=True)
+                ]
+            text = (";".join(named), ";".join(sources), versions[i].shown)
+            seen[(i, started, keys)] = text
+        shown = f"{cause[0]} at {format_duration(cause[1])}" if cause else ""
+        rows.append((*row[:-2], text[0], text[1], shown, text[2]))
+    return rows
+
+
 def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) -> RunTables:
     """Collect one finished simulation into DataFrames and per-replication KPIs."""
-    events = _frame(_explained(sim), EVENT_COLUMNS)
+    columns = (*EVENT_COLUMNS, "policy_version") if sim.versions else EVENT_COLUMNS
+    events = _frame(_explained(sim), columns)
     ledger = _frame(
         [
-            (p.time, p.from_account, p.to_account, p.flow, p.amount, p.contract, p.milestone)
-            for p in sim.ledger.postings
+            (p.time, p.from_account, p.to_account, p.flow, p.amount, p.contract, p.milestone, e)
+            for p, e in zip(sim.ledger.postings, sim.rec.posting_events, strict=True)
         ],
         LEDGER_COLUMNS,
     )

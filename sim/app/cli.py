@@ -86,7 +86,52 @@ def _parser() -> argparse.ArgumentParser:
     pol.add_argument("--diagram", metavar="PACK", help="a pack name or a path to a pack file")
     pol.add_argument("--png", metavar="FILE", help="with --diagram: write the drawing to FILE (.png)")
     pol.add_argument("--actions", action="store_true", help="print the action table (Markdown)")
+    pol.add_argument(
+        "--at", metavar="DATE", help="with PACK: print the pack as in force on DATE (2024-06-01)"
+    )
+    pol.add_argument("pack", nargs="?", metavar="PACK", help="with --at: a pack name or path")
     _allow_option(pol)
+    ex = sub.add_parser(
+        "explain",
+        help="why the money moved: each posting and refused action with the rules that decided it",
+        description="For each money movement (and each refused action) of a run: the action or "
+        "timer, the policy keys and values that decided it with the file:line:column each was "
+        "written at (and a dated pack's version), and the event that started its timer. "
+        "TARGET is an output folder of `milestone-sim run` or a scenario file (run in memory).",
+    )
+    ex.add_argument("target", metavar="OUT_DIR|SCENARIO")
+    ex.add_argument("--contract", metavar="ID", help="only this contract")
+    ex.add_argument("--milestone", metavar="C/M", help="only this milestone (contract/milestone)")
+    ex.add_argument("--at", metavar="T", help="only the events at time T (19d, 2d12h)")
+    ex.add_argument("--all", action="store_true", help="every event, not only money and refusals")
+    ex.add_argument("--replication", type=int, default=0, help="which replication (default 0)")
+    _allow_option(ex)
+    tr = sub.add_parser(
+        "transition",
+        help="a policy change on a date under each transition mode, against no change, on the same seeds",
+        description="Runs the population without the change and with it under new_contracts, "
+        "new_milestones and immediate (common random numbers), and reports for contracts in "
+        "flight at the change and contracts started after it the money and time-to-payment that "
+        "shift, with paired 95%% intervals, and a chart of escrow, auto-releases and fees per week.",
+    )
+    tr.add_argument("scenario", metavar="SCENARIO")
+    tr.add_argument("--policy", metavar="PACK", help="the pack before the change (default: the scenario's)")
+    tr.add_argument("--on", metavar="DATE", required=True, help="the date of the change (2027-03-01)")
+    tr.add_argument(
+        "--to",
+        metavar="PACK|KEY=VALUE",
+        action="append",
+        required=True,
+        help="the rules from that date: a pack, or policy overrides (repeat: --to review.window=10d)",
+    )
+    tr.add_argument("--replications", type=int, help="replications per variant (default: the scenario's)")
+    tr.add_argument("--seed", type=int, help="the base seed (default: the scenario's)")
+    tr.add_argument(
+        "--out", metavar="DIR", help="write transition.csv, weekly.csv, runs.csv, summary.json, the chart"
+    )
+    tr.add_argument("--force", action="store_true", help="replace --out even if this tool did not make it")
+    tr.add_argument("--no-charts", action="store_true", help="with --out: no transition.png")
+    _allow_option(tr)
     _sweep_parsers(sub)
     return p
 
@@ -132,6 +177,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_sweep(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "explain":
+            return _cmd_explain(args)
+        if args.command == "transition":
+            return _cmd_transition(args)
         return EXIT_INPUT
     finally:
         try:
@@ -276,6 +325,177 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_transition(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from ..experiments.batch import check_counts
+    from ..experiments.outdir import check_out_dir
+    from ..experiments.transition import transition
+    from ..policy.model import load_policy, parse_set_option
+
+    try:
+        on = dt.date.fromisoformat(args.on.strip())
+    except ValueError:
+        raise InputError(
+            [
+                Problem(
+                    "<command line --on>", None, None, f"--on expects a date like 2027-03-01, got {args.on!r}"
+                )
+            ]
+        ) from None
+    check_counts(args.replications, args.seed, None, source="<command line>", dash="--")
+    if args.out:
+        check_out_dir(Path(args.out), force=args.force, source="<command line --out>")
+    sets = [f"policy={args.policy}"] if args.policy else []
+    scenario = _load(args.scenario, sets, _allowed(args))
+    packs = [t for t in args.to if "=" not in t]
+    pairs = [parse_set_option(t) for t in args.to if "=" in t]
+    if len(packs) > 1 or (packs and pairs):
+        raise InputError(
+            [
+                Problem(
+                    "<command line --to>", None, None, "--to is one pack, or one or more KEY=VALUE overrides"
+                )
+            ]
+        )
+    if packs:
+        new = load_policy(packs[0], base=scenario.path.parent, allow=_allowed(args))
+    else:
+        new = scenario.with_overrides(pairs).policy
+    result = transition(scenario, new, on, replications=args.replications, seed=args.seed)
+    sys.stdout.write(result.text())
+    if args.out:
+        result.write(args.out, charts=not args.no_charts, force=args.force)
+        _say(f"outputs written to {args.out}/")
+    return EXIT_OK
+
+
+#: the largest events.csv / ledger.csv ``explain`` reads from an output folder
+MAX_EXPLAIN_BYTES = 512 * 1024 * 1024
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from ..analysis.explain import chains, explain_frame
+    from ..core.units import UnitError, parse_duration
+
+    at = None
+    if args.at is not None:
+        try:
+            at = parse_duration(args.at)
+        except UnitError as exc:
+            raise InputError([Problem("<command line --at>", None, None, str(exc))]) from None
+    if args.replication < 0:
+        raise InputError([Problem("<command line --replication>", None, None, "--replication is >= 0")])
+    target = Path(args.target)
+    if target.is_dir():
+        events, ledger, values, currency, digits = _read_out_dir(target, args.replication)
+    else:
+        from ..experiments.batch import run
+
+        scenario = _load(args.target, [], _allowed(args))
+        result = run(scenario, replications=args.replication + 1, progress=False, workers=1)
+        if result.events_mode != "full":
+            message = "this population is too large to keep its event log in memory: run it with "
+            message += "`run --events full --out DIR` and explain DIR"
+            raise InputError([Problem(args.target, None, None, message)])
+        chosen = next(r for r in result.runs if r.replication == args.replication)
+        events, ledger = chosen.events, chosen.ledger
+        values = scenario.policy.values_by_version()
+        currency, digits = scenario.policy.currency, scenario.policy.digits
+    for name, wanted, column in (("--contract", args.contract, "contract"),):
+        if wanted is not None and wanted not in set(events[column]):
+            raise InputError(
+                [Problem(f"<command line {name}>", None, None, f"no contract {wanted!r} in this run")]
+            )
+    if args.milestone is not None:
+        c, _, m = args.milestone.partition("/")
+        if not m or not ((events["contract"] == c) & (events["milestone"] == m)).any():
+            raise InputError(
+                [
+                    Problem(
+                        "<command line --milestone>",
+                        None,
+                        None,
+                        f"no milestone {args.milestone!r} in this run: write CONTRACT/MILESTONE, e.g. c1/m1",
+                    )
+                ]
+            )
+    frame = explain_frame(
+        events,
+        ledger,
+        values,
+        currency,
+        digits,
+        contract=args.contract,
+        milestone=args.milestone,
+        at=at,
+        everything=args.all,
+    )
+    sys.stdout.write(chains(frame) or "nothing matches: no money moved and no action was refused there\n")
+    return EXIT_OK
+
+
+def _read_out_dir(folder: Path, replication: int) -> tuple[Any, Any, dict[str, dict[str, Any]], str, int]:
+    """events, ledger (amounts in minor units), values by version, currency and digits of an output
+    folder; anything missing or malformed is an InputError naming the file."""
+    import json
+
+    import pandas as pd
+
+    from ..core.units import CURRENCY_DIGITS, UnitError, parse_money
+    from ..policy.model import flat_values
+
+    def bad(name: str, message: str) -> InputError:
+        return InputError([Problem(str(folder / name), None, None, message)])
+
+    for name in ("events.csv", "ledger.csv", "summary.json"):
+        path = folder / name
+        if not path.is_file():
+            raise bad(name, "not an output folder of milestone-sim run: this file is missing")
+        if path.stat().st_size > MAX_EXPLAIN_BYTES:
+            raise bad(name, f"larger than {MAX_EXPLAIN_BYTES // 2**20} MiB: explain reads smaller runs")
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        policy = summary["policy"]
+        currency = str(summary["currency"])
+        digits = CURRENCY_DIGITS[currency]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise bad("summary.json", "not a summary.json of milestone-sim run (policy, currency)") from None
+    if isinstance(policy, dict) and "versions" in policy:
+        values = {
+            str(v.get("from")): v.get("values", {})
+            for v in summary.get("policy_versions") or []
+            if isinstance(v, dict) and isinstance(v.get("values"), dict)
+        }
+    else:
+        values = {"": flat_values(policy)}
+    frames = []
+    for name, needed in (
+        ("events.csv", {"time", "contract", "milestone", "actor", "action", "outcome", "policy_keys"}),
+        ("ledger.csv", {"time", "from_account", "to_account", "flow", "amount", "contract", "event"}),
+    ):
+        try:
+            df = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise bad(name, f"cannot read it as CSV: {str(exc).splitlines()[0]}") from None
+        missing = needed - set(df.columns)
+        if missing:
+            raise bad(name, f"columns missing: {', '.join(sorted(missing))}")
+        if "replication" in df.columns:
+            df = df[df["replication"] == str(replication)].reset_index(drop=True)
+        elif replication:
+            raise bad(name, f"no replication {replication}: this run has one")
+        try:
+            df["time"] = df["time"].astype(float)
+            if name == "ledger.csv":
+                df["amount"] = [parse_money(a, digits) for a in df["amount"]]
+                df["event"] = df["event"].astype(int)
+        except (ValueError, UnitError) as exc:
+            raise bad(name, f"a value is not a number: {exc}") from None
+        frames.append(df)
+    return frames[0], frames[1], values, currency, digits
+
+
 def scenario_files(paths: Sequence[str]) -> list[Path]:
     """Scenario and policy YAML files under the given paths, sorted, folders searched recursively."""
     found: list[Path] = []
@@ -387,6 +607,8 @@ def _cmd_policies(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.png and not args.diagram:
         raise InputError([Problem("<command line>", None, None, "--png needs --diagram PACK")])
+    if args.at is not None or args.pack is not None:
+        return _policy_at(args)
     if args.diagram:
         from ..viz.policy_diagram import pack_figure, pack_mermaid
 
@@ -421,6 +643,50 @@ def _cmd_policies(args: argparse.Namespace) -> int:
     for name in builtin_packs():
         pol = load_policy(name)
         _say(f"{name:<16} {pol.title}")
+    return EXIT_OK
+
+
+def _policy_at(args: argparse.Namespace) -> int:
+    """``policies --at DATE PACK``: the version of PACK in force on DATE, as YAML, with where each
+    dated value was written."""
+    import datetime as dt
+
+    import yaml
+
+    from ..policy.model import load_policy
+
+    if args.at is None or args.pack is None:
+        raise InputError([Problem("<command line>", None, None, "policies --at DATE PACK needs both")])
+    try:
+        day = dt.date.fromisoformat(args.at.strip())
+    except ValueError:
+        raise InputError(
+            [
+                Problem(
+                    "<command line --at>", None, None, f"--at expects a date like 2024-06-01, got {args.at!r}"
+                )
+            ]
+        ) from None
+    policy = load_policy(args.pack, allow=_allowed(args))
+    try:
+        version = policy.at(day)
+    except ValueError as exc:
+        raise InputError([Problem("<command line --at>", None, None, str(exc))]) from None
+    if policy.dated:
+        head = (
+            f"# {policy.policy} in force on {day.isoformat()}: the version from {version.version_from} "
+            f"(transition: {policy.transition})"
+        )
+    else:
+        head = f"# {policy.policy} on {day.isoformat()}: the pack has no dated values"
+    sys.stdout.write(head + "\n")
+    sys.stdout.write(yaml.safe_dump(version.resolved_values(), sort_keys=False, allow_unicode=True))
+    if policy.dated:
+        sys.stdout.write("# versions (a * marks the one in force):\n")
+        for v in policy.versions:
+            mark = "*" if v.policy is version else " "
+            changed = ", ".join(f"{k} from {v.policy.source(k)}" for k in v.changes) or "first version"
+            sys.stdout.write(f"# {mark} {v.shown}: {changed}\n")
     return EXIT_OK
 
 

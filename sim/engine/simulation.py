@@ -12,6 +12,7 @@ scheduled (file order for scripts).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import math
 from array import array
@@ -29,11 +30,13 @@ from ..machine.contract import (
     Contract,
     Emitted,
     Milestone,
+    Outcome,
     decided_by,
     machine_for,
     timer_is_stale,
 )
 from ..money.ledger import FLOWS, KINDS, OUT_OF_POCKET, Ledger
+from ..policy import dated
 from ..policy.calendar import Clock
 from ..policy.model import Policy
 from .environment import LATE, NORMAL, URGENT, Environment, Scheduled
@@ -235,6 +238,10 @@ class Recorder:
     escrow_last_t: float = 0.0
     escrow_now: int = 0
     states: list[tuple] = field(default_factory=list)  # (time, contract, milestone, state)
+    #: a dated pack's version that decided each event row (empty for an undated pack)
+    versions: list[int] = field(default_factory=list)
+    #: the events.csv row of each ledger posting (what explains it)
+    posting_events: list[int] = field(default_factory=list)
     last_state: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -253,11 +260,27 @@ class Simulation:
         self.policy = policy
         #: the policy's compiled transition table: every action is decided by it
         self._decide = machine_for(policy).decide
+        #: a dated pack's versions: when each is in force (days from t = 0), and its machine
+        self.versions = policy.versions
+        self._version_t: list[float] = []
+        self._machines: list[Any] = []
+        self._version_i = 0  # the version of the decision being recorded
+        if self.versions:
+            if start is None:
+                raise ValueError("a dated policy needs the scenario's start date")
+            self._version_t = [
+                -math.inf if v.first == dated.BEGIN else float((dated.parse_date(v.first) - start).days)
+                for v in self.versions
+            ]
+            self._machines = [machine_for(v.policy) for v in self.versions]
+            self._decide = self._decide_dated
         self._on_timer = self._timer_fired  # one bound method for every timer's entry
         #: the scenario's start date on the policy's calendar: turns ``bd`` windows into days
         self.clock = Clock(policy.calendar.calendar(), start)
         #: the billings of each (client, freelancer) pair, when a fee is tiered by them
-        self._pair_tiers = any(f.pair_based for f in policy.fees)
+        self._pair_tiers = any(
+            f.pair_based for p in [policy, *(v.policy for v in self.versions)] for f in p.fees
+        )
         #: refunds go to the client's platform balance, not back to what they paid with
         self._to_balance = policy.refund is not None and policy.refund.to == "platform_balance"
         self._pairs: dict[tuple[str, str], list[int]] = {}
@@ -292,6 +315,29 @@ class Simulation:
         self._burst_names: dict[str, int] = {}
         #: called with the NoProgress before it propagates (population turns it into an InputError)
         self.on_no_progress: Callable[[NoProgress], None] | None = None
+
+    def _decide_dated(
+        self, c: Contract, action: Action, now: float, clock: Clock, notes: bool = True
+    ) -> Outcome:
+        """Decide with the version the pack's ``transition`` names (FORMAT section 8): in force when
+        the contract's offer was sent, when the action's milestone was funded, or now. A decision
+        with no offer sent yet, or no funded milestone, uses the version in force now."""
+        mode = self.policy.transition
+        t = now
+        if mode == "new_contracts":
+            if c.offered_at is not None:
+                t = c.offered_at
+        elif mode == "new_milestones":
+            m = c.by_id.get(action.milestone) if action.milestone is not None else None
+            if m is not None and m.funded_at is not None:
+                t = m.funded_at
+        i = bisect.bisect_right(self._version_t, t) - 1
+        self._version_i = i
+        return self._machines[i].decide(c, action, now, clock, notes)
+
+    def version_of(self, t: float) -> int:
+        """The index of the version in force at time ``t`` (0 for an undated pack)."""
+        return max(bisect.bisect_right(self._version_t, t) - 1, 0) if self.versions else 0
 
     # -------------------------------------------------------------------------- scheduling
 
@@ -421,11 +467,15 @@ class Simulation:
                         cause,
                     )
                 )
+                if self.versions:
+                    self.rec.versions.append(self._version_i)
             return False
         events = out.events
         if keep:  # what decided each event: only where it is recorded
             for ev in events:
-                ev.keys = decided_by(self.policy, ev)
+                ev.keys = decided_by(
+                    self._machines[self._version_i].policy if self.versions else self.policy, ev
+                )
         moved = False
         for ev in events:
             if ev.postings:
@@ -438,7 +488,9 @@ class Simulation:
         if moved and c.escrow() != self.ledger.balances.get(c.escrow_account, 0):
             raise AssertionError(f"escrow of {c.id} out of step with its milestones and credit")
         if out.timers:
-            started = (events[0].action, now) if events else cause
+            started: tuple | None = (events[0].action, now) if events else cause
+            if self.versions and events:  # the version whose window length the timer keeps
+                started = (events[0].action, now, self._version_i)
             for timer in out.timers:
                 if timer.action.name in _HOLDS:
                     self.holds[cid] = self.holds.get(cid, 0) + 1
@@ -470,6 +522,8 @@ class Simulation:
 
     def _record(self, c: Contract, ev: Emitted, now: float, cause: tuple[str, float] | None = None) -> None:
         led = self.ledger
+        if led.keep_postings and ev.postings:  # each posting's row in events.csv (written next)
+            self.rec.posting_events.extend([len(self.rec.events)] * sum(1 for p in ev.postings if p[3]))
         for frm, to, flow, amount, mid in ev.postings:
             led.post(now, frm, to, flow, amount, c.id, mid)
             # attribute every flow to a row of the milestones table (see RetiredMilestones.add)
@@ -508,6 +562,8 @@ class Simulation:
                     cause if ev.actor == "platform" else None,
                 )
             )
+            if self.versions:
+                rec.versions.append(self._version_i)
             if ev.postings:
                 k = led.kinds
                 rec.balances.append((now, *(k[name] for name in KINDS)))

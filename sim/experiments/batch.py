@@ -241,7 +241,69 @@ class Result:
             "expectations": None
             if not sc.expectations or not self._can_check
             else {"total": len(self.check()), "failed": sum(not c.ok for c in self.check())},
+            **({"policy_versions": self._decided_by_version()} if sc.policy.dated else {}),
         }
+
+    def _decided_by_version(self) -> list[dict[str, Any]]:
+        """A dated pack's versions and how many recorded events each decided (all replications;
+        ``None`` when no events were kept)."""
+        counts: dict[str, int] = {}
+        kept = False
+        for run in self.runs:
+            if "policy_version" in run.events.columns:
+                kept = True
+                for name, n in run.events["policy_version"].value_counts(sort=False).items():
+                    counts[str(name)] = counts.get(str(name), 0) + int(n)
+        values = self.scenario.policy.values_by_version()
+        return [
+            {
+                "from": v.shown,
+                "events_decided": counts.get(v.shown, 0) if kept else None,
+                "values": values[v.shown],
+            }
+            for v in self.scenario.policy.versions
+        ]
+
+    def explain(
+        self,
+        contract: str | None = None,
+        milestone: str | None = None,
+        at: float | str | None = None,
+        *,
+        everything: bool = False,
+        replication: int = 0,
+        quiet: bool = False,
+    ) -> pd.DataFrame:
+        """Why the money moved (FORMAT section 9): one row per money movement and per refused
+        action of one replication (``everything``: per event), with the policy keys that decided
+        it, their values, where each was written and the event that started its timer. Prints the
+        chain in words unless ``quiet``; returns the DataFrame (its ``why`` column holds the words).
+
+        ``milestone`` is ``C/M``; ``at`` keeps the events at one time (days, or ``19d``).
+        """
+        from ..analysis.explain import chains, explain_frame
+        from ..core.units import parse_duration
+
+        if self.events_mode != "full":
+            raise ValueError("explain needs the event log: run with events='full'")
+        runs = [r for r in self.runs if r.replication == replication]
+        if not runs:
+            raise ValueError(f"no replication {replication}: this result has {len(self.runs)}")
+        when = parse_duration(at) if isinstance(at, str) else at
+        frame = explain_frame(
+            runs[0].events,
+            runs[0].ledger,
+            self.scenario.policy.values_by_version(),
+            self.scenario.policy.currency,
+            self.digits,
+            contract=contract,
+            milestone=milestone,
+            at=when,
+            everything=everything,
+        )
+        if not quiet:
+            print(chains(frame), end="")
+        return frame
 
     def write(
         self, out_dir: str | Path, *, force: bool = False, report: bool = False, source: str = "<out_dir>"

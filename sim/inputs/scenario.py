@@ -20,6 +20,7 @@ from ..core.yamlio import Doc, InputError, Loc, Problem, allowed_roots, load_fil
 from ..machine.transitions import ACTIONS, ARGS, AUTOMATIC, REQUIRED
 from ..machine.vocabulary import CONTRACT_STATES, MILESTONE_STATES, Action
 from ..money.ledger import FLOWS
+from ..policy import dated
 from ..policy.model import RULE_IDS, Override, Policy, load_policy
 from .population_spec import Population, check_expected_size, parse_population, stalling_stages
 
@@ -153,6 +154,11 @@ class Scenario:
         message = None if self.start is not None else start_missing(policy)
         if message:
             raise InputError([Problem("<command line --set>", None, None, message, "start")])
+        if policy.dated and self.start is not None:
+            try:
+                policy = policy.at(self.start)
+            except ValueError as exc:
+                raise InputError([Problem("<command line --set>", None, None, str(exc), "start")]) from None
         if self.population is not None:  # the same people under another pack: can they stall it?
             stalls = stalling_stages(self.population, policy)
             if stalls:
@@ -163,6 +169,12 @@ class Scenario:
 
 def start_missing(policy: Policy) -> str | None:
     """Why the scenario needs ``start:`` under this policy (business days), or None."""
+    if policy.dated:
+        changes = ", ".join(v.shown for v in policy.versions if v.first != dated.BEGIN)
+        return (
+            f"required key 'start' is missing: the policy has dated values (versions from {changes}), "
+            "so the scenario needs the calendar date of t = 0, e.g. start: 2026-01-05"
+        )
     found = policy.business_day_windows()
     if not found:
         return None
@@ -635,6 +647,11 @@ def _build(
             where = _bd_source(policy, raw_over)
             problem = doc.problem(where, message, key=True)
             col.problems.append(dataclasses.replace(problem, key="start"))
+    if policy is not None and policy.dated and isinstance(start, dt.date):
+        try:
+            policy = policy.at(start)  # the version in force at t = 0 stands for the pack in outputs
+        except ValueError as exc:
+            col.add(("start",), str(exc))
     digits = policy.digits if policy else 2
     contracts: tuple[ContractSpec, ...] = ()
     population = None

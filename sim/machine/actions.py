@@ -41,6 +41,7 @@ Effect = "Callable[[Policy, Contract, Action, Milestone | None, float, Clock], O
 def offer(policy: Policy, c: Contract, a: Action, m: Milestone | None, now: float, clock: Clock) -> Outcome:
     live = [x for x in c.milestones if not x.deleted]
     c.state = "offered"
+    c.offered_at = now  # a dated pack's new_contracts transition reads it
     total = sum(x.amount for x in live)
     timers = []
     if policy.offer.expires_after is not None:

@@ -104,6 +104,7 @@ class Contract:
     first_fee: int = 0  # a refundable first_funding fee charged and not yet returned
     first_funded: bool = False  # first_funding fees are charged once per contract
     paid_out: bool = False  # anything released or paid as a bonus to the freelancer
+    offered_at: float | None = None  # when the offer was last sent (a dated pack's new_contracts)
     #: refunds decided and not yet arrived (``hold.after_refund``): still in escrow, owed to the client
     in_transit: int = 0
     #: the ledger's balances, read to pay from the client's platform balance first

@@ -9,6 +9,7 @@ offending key was written, whichever file or override that was.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import importlib.resources
 import itertools
@@ -45,6 +46,7 @@ from ..core.yamlio import (
     load_file,
     outside_message,
 )
+from . import dated
 from .calendar import WEEKDAYS, BusinessDays, Calendar, is_zero
 from .procedures import Dormancy, Procedure, shorthand
 from .procedures import check as check_procedures
@@ -381,6 +383,23 @@ class Fee(RulesModel):
         return bool(self.tiers) and self.tier_basis == "pair_lifetime"
 
 
+@dataclasses.dataclass(frozen=True)
+class Version:
+    """One version of a dated pack: in force from ``first`` (an ISO date, or dated.BEGIN) until the
+    next version's first date."""
+
+    first: str
+    policy: Policy
+    #: the dated keys whose record starts on this date
+    starts: tuple[str, ...] = ()
+    #: what differs from the version before, as resolved values by dotted key
+    changes: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def shown(self) -> str:
+        return dated.show(self.first)
+
+
 class Policy(RulesModel):
     """A fully resolved policy pack."""
 
@@ -403,7 +422,15 @@ class Policy(RulesModel):
     late_cancel: LateCancel | None = None
     #: the freelancer may return a funded milestone's escrow at once (``cancel_milestone``)
     freelancer_cancel: StrictBool = False
+    #: which version of a dated value decides (FORMAT section 8): the one in force when the
+    #: contract's offer was sent (``new_contracts``), when the milestone was funded
+    #: (``new_milestones``) or when the decision is made (``immediate``)
+    transition: Literal["new_contracts", "new_milestones", "immediate"] = "new_contracts"
     _all: dict[str, Procedure] = PrivateAttr(default_factory=dict)
+    #: a dated pack's versions, each the pack as in force from its first date (empty: undated)
+    _versions: tuple[Version, ...] = PrivateAttr(default=())
+    #: the first date of this version (dated.BEGIN for the first one of a dated override)
+    _from: str = PrivateAttr(default="")
     _openers: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -442,6 +469,89 @@ class Policy(RulesModel):
                 return self._sources[parent]
             parent = parent.rpartition(".")[0]
         return "default"
+
+    @property
+    def versions(self) -> tuple[Version, ...]:
+        """The versions of a dated pack, oldest first (empty for a pack without dated values)."""
+        return self._versions
+
+    @property
+    def dated(self) -> bool:
+        return bool(self._versions)
+
+    @property
+    def version_from(self) -> str:
+        """The first date of this version, as printed (``2023-05-03``, ``start``), or ``""``."""
+        return dated.show(self._from) if self._from else ""
+
+    def at(self, day: dt.date) -> Policy:
+        """The version in force on ``day`` (the pack itself when it has no dated values).
+
+        Raises ValueError for a day before the first version (a dated key has no value then).
+        """
+        if not self._versions:
+            return self
+        text = day.isoformat()
+        found = [v.policy for v in self._versions if v.first <= text]
+        if not found:
+            raise ValueError(self.before_first(day))
+        return found[-1]
+
+    def values_by_version(self) -> dict[str, dict[str, Any]]:
+        """Every value by dotted key (``review.window``, ``fees.freelancer_service.percent``), for
+        each version by its first date as printed, or under ``""`` for a pack without dated values."""
+        if not self._versions:
+            return {"": flat_values(self.resolved_values())}
+        return {v.shown: flat_values(v.policy.resolved_values()) for v in self._versions}
+
+    def switched(self, new: Policy, on: dt.date, transition: str) -> Policy:
+        """This pack until ``on``, ``new`` from then: a dated pack of two versions, decided by
+        ``transition`` (the policy change a ``transition`` report plays). Raises ValueError when
+        this pack is dated already or ``new`` changes which procedures and stages exist."""
+        if self._versions or new._versions:
+            raise ValueError("a policy change is played on an undated pack: give one without dated values")
+        if transition not in ("new_contracts", "new_milestones", "immediate"):
+            raise ValueError(f"unknown transition {transition!r}")
+        if _shape(self) != _shape(new) or self.currency != new.currency or self.calendar != new.calendar:
+            raise ValueError(
+                "the new rules change the currency, the calendar or which procedures and stages exist: "
+                "a change on a date may change values only"
+            )
+        before = self.model_copy(update={"transition": transition})
+        after = new.model_copy(update={"transition": transition})
+        before._from, after._from = dated.BEGIN, on.isoformat()
+        old_flat = flat_values(self.resolved_values())
+        new_flat = flat_values(new.resolved_values())
+        changes = {k: v for k, v in new_flat.items() if old_flat.get(k) != v}
+        changes.update({k: None for k in old_flat if k not in new_flat})
+        versions = (Version(dated.BEGIN, before), Version(on.isoformat(), after, (), changes))
+        before._versions = after._versions = versions
+        return before
+
+    def before_first(self, day: dt.date) -> str:
+        first = self._versions[0]
+        return (
+            f"{day.isoformat()} is before the first dated version of {self.policy} "
+            f"({first.first}: {', '.join(first.starts) or 'every dated key'} has no value before it)"
+        )
+
+    def sourced(self, keys: Sequence[str]) -> tuple[list[str], list[str]]:
+        """The keys that decided something and where each was written. A key whose parts were
+        written in another file (an override of ``hold.early_payout.after`` in a scenario) is
+        preceded by those parts, each with its own source, so every value shown is where it was
+        written."""
+        out_keys: list[str] = []
+        out_sources: list[str] = []
+        for key in keys:
+            own = self.source(key)
+            file = own.rsplit(":", 2)[0]
+            for part, where in sorted(self._sources.items()):
+                if part.startswith(key + ".") and where.rsplit(":", 2)[0] != file:
+                    out_keys.append(part)
+                    out_sources.append(where)
+            out_keys.append(key)
+            out_sources.append(own)
+        return out_keys, out_sources
 
     def with_sources(self, sources: dict[str, str]) -> Policy:
         """Attach where each value was written (the loader calls this once)."""
@@ -488,8 +598,19 @@ class Policy(RulesModel):
         """The policy as plain YAML-ready data, amounts and durations in their written units.
 
         ``calendar`` is shown only when it matters (business days, or a calendar other than the
-        default), so the resolved policy of a pack without one reads as it always did.
+        default), so the resolved policy of a pack without one reads as it always did. A dated pack
+        adds its ``transition``, the version these values are (``version_in_force``) and each
+        version's first date and changes.
         """
+        out = self.resolved_values()
+        if self._versions:
+            out["transition"] = self.transition
+            out["version_in_force"] = self.version_from
+            out["versions"] = [{"from": v.shown, "changes": v.changes} for v in self._versions]
+        return out
+
+    def resolved_values(self) -> dict[str, Any]:
+        """The values of this version alone, as :meth:`resolved` writes them."""
         d = self.digits
         m = self.milestones
         out = {
@@ -692,6 +813,7 @@ class _Sourced:
 
     def overlay(self, doc: Doc, data: Any, loc: Loc = (), src: Loc = ()) -> None:
         """Merge ``data`` (from ``doc`` at ``src``) into ``self.data`` at ``loc``."""
+        written_before = self.origin.get(loc)
         self.origin[loc] = (doc, src)
         if isinstance(data, dict) and loc == ():
             for key, value in data.items():
@@ -704,7 +826,32 @@ class _Sourced:
                 nxt = {}
                 target[part] = nxt
             target = nxt
-        if isinstance(data, dict) and isinstance(target.get(loc[-1]), dict):
+        before = target.get(loc[-1])
+        if dated.is_dated(data) and loc[-1] in target and before is not None:
+            if dated.is_dated(before):  # more dates for a dated value: the new ones win on a tie
+                merged = {**before, **{k: v for k, v in data.items() if k != "values"}}
+                merged["values"] = {**before["values"], **data["values"]}
+                target[loc[-1]] = copy.deepcopy(merged)
+                for key, value in data.items():
+                    if key != "values":
+                        self._mark_children(doc, value, (*loc, key), (*src, key))
+                for key, value in data["values"].items():
+                    self._mark_children(doc, value, (*loc, "values", key), (*src, "values", key))
+                self.origin[(*loc, "values")] = (doc, (*src, "values"))
+                return
+            # a plain value overridden by a dated one stays in force before the first date
+            kept = {
+                (*loc, "values", dated.BEGIN, *old[len(loc) :]): origin
+                for old, origin in self.origin.items()
+                if old[: len(loc)] == loc and old != loc
+            }
+            if written_before is not None:
+                kept[(*loc, "values", dated.BEGIN)] = written_before
+            target[loc[-1]] = {"values": {dated.BEGIN: before, **copy.deepcopy(data["values"])}}
+            self._mark_children(doc, data, loc, src)
+            self.origin.update(kept)
+            return
+        if isinstance(data, dict) and isinstance(before, dict) and not dated.is_dated(before):
             for key, value in data.items():
                 self.overlay(doc, value, (*loc, key), (*src, key))
         else:
@@ -752,6 +899,9 @@ def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...], roots: tu
         if parent_path.resolve() in seen:
             raise InputError([doc.problem(("extends",), f"extends cycle through {parent!r}")])
         _load_chain(parent_path, sourced, (*seen, parent_path.resolve()), inner)
+    problems = [doc.problem(loc, message, key=key) for loc, message, key in dated.written_problems(doc.data)]
+    if problems:
+        raise InputError(problems)
     sourced.overlay(doc, doc.data)
 
 
@@ -824,16 +974,138 @@ def load_policy(
             )
             continue
         override_doc = doc or Doc("<command line --set>", None)
+        written = dated.written_problems(value, parts)
+        if written:
+            for at_loc, message, key_mark in written:
+                where = doc.problem((*loc, *at_loc[len(parts) :]), "", key=key_mark) if doc else None
+                problems.append(
+                    Problem(
+                        where.file if where else "<command line>",
+                        where.line if where else None,
+                        where.column if where else None,
+                        message,
+                        dotted(at_loc),
+                    )
+                )
+            continue
         sourced.overlay(override_doc, value, parts, loc)
         sourced.origin[parts] = (override_doc, loc)
     if problems:
         raise InputError(problems)
     digits = CURRENCY_DIGITS.get(str(sourced.data.get("currency", "USD")), 2)
-    policy: Policy = schema.validate(Policy, sourced.data, sourced.locate, context={"digits": digits})
+    nodes = dated.find(sourced.data)
+    if nodes:
+        return _dated_policy(sourced, nodes, digits)
+    return _validated(sourced, sourced.data, sourced.locate, digits).with_sources(_sources(sourced))
+
+
+def _validated(sourced: _Sourced, data: dict[str, Any], locate: schema.Locator, digits: int) -> Policy:
+    policy: Policy = schema.validate(Policy, data, locate, context={"digits": digits})
     cross = check_procedures(policy.all_procedures, policy.dormancy, frozenset(policy.procedures))
     if cross:
-        raise InputError([sourced.locate(loc, message, False) for loc, message in cross])
-    return policy.with_sources(_sources(sourced))
+        raise InputError([locate(loc, message, False) for loc, message in cross])
+    return policy
+
+
+def _dated_policy(sourced: _Sourced, nodes: list[dated.DatedNode], digits: int) -> Policy:
+    """Every version of a dated pack validated as a whole pack (a problem is reported at the date
+    whose value caused it), the versions attached to each of them."""
+    problems: list[Problem] = []
+    versions: list[Version] = []
+    previous: dict[str, Any] | None = None
+    for first in dated.version_dates(nodes):
+
+        def locate(loc: Loc, message: str, key: bool, first: str = first) -> Problem:
+            found = sourced.locate(dated.source_loc(nodes, first, loc), message, key)
+            return dataclasses.replace(found, key=dotted(loc))
+
+        data = dated.at(sourced.data, nodes, first)
+        try:
+            policy = _validated(sourced, data, locate, digits)
+        except InputError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+            continue
+        view = _Sourced()
+        view.data = data
+        view.origin = _version_origin(sourced.origin, nodes, first)
+        policy.with_sources(_sources(view))
+        policy._from = first
+        flat = {
+            k: v for k, v in flat_values(policy.resolved_values()).items() if not k.startswith("calendar.")
+        }
+        changes = {} if previous is None else {k: v for k, v in flat.items() if previous.get(k) != v}
+        changes.update({k: None for k in (previous or {}) if k not in flat})
+        previous = flat
+        starts = tuple(policy_key(n.loc, sourced.data) or dotted(n.loc) for n in nodes if n.first == first)
+        versions.append(Version(first, policy, starts, changes))
+    if problems:
+        raise InputError(problems)
+    base = versions[0].policy
+    for v in versions[1:]:
+        if _shape(v.policy) != _shape(base):
+            raise InputError(
+                [
+                    Problem(
+                        "<policy>",
+                        None,
+                        None,
+                        f"the version from {v.shown} changes which procedures or stages exist: "
+                        "dated values may change a stage's window, fee and on_timeout only",
+                    )
+                ]
+            )
+    shared = tuple(versions)
+    for v in shared:
+        v.policy._versions = shared
+    return base
+
+
+def _shape(policy: Policy) -> tuple[Any, ...]:
+    """What every version of a dated pack shares: who opens which procedure, each one's stages."""
+    stages = {n: [(st.name, st.party) for st in p.stages] for n, p in policy.all_procedures.items()}
+    return (
+        policy.openers,
+        stages,
+        policy.milestones.funding,
+        policy.milestones.fund_from_balance,
+        None if policy.refund is None else policy.refund.to,
+    )
+
+
+def _version_origin(
+    origin: dict[Loc, tuple[Doc | None, Loc]], nodes: list[dated.DatedNode], first: str
+) -> dict[Loc, tuple[Doc | None, Loc]]:
+    """Where each value of one version was written: a dated key's at its chosen date's entry."""
+    out: dict[Loc, tuple[Doc | None, Loc]] = {}
+    for loc, where in origin.items():
+        node = next((n for n in nodes if loc[: len(n.loc)] == n.loc), None)
+        if node is None:
+            out[loc] = where
+            continue
+        rest = loc[len(node.loc) :]
+        if not rest or rest[0] in node.fixed:
+            out.setdefault(loc, where)
+            continue
+        if rest[0] != "values" or len(rest) < 2 or str(rest[1]) != dated.chosen(node, first):
+            continue
+        out[(*node.loc, *rest[2:])] = where
+    return out
+
+
+def flat_values(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Resolved policy data as dotted leaves (a list of named entries by name)."""
+    if isinstance(data, dict) and data:
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(flat_values(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(data, list) and data and all(isinstance(e, dict) and "name" in e for e in data):
+        head = prefix.removesuffix(".stages")  # a stage is named as policy_key names it
+        out = {}
+        for e in data:
+            out.update(flat_values({k: v for k, v in e.items() if k != "name"}, f"{head}.{e['name']}"))
+        return out
+    return {prefix: data}
 
 
 def policy_key(loc: Loc, data: dict[str, Any]) -> str | None:

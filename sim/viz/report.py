@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from ..inputs.scenario import Expectation
 
 #: Section ids of report.html, in order (tests look for each).
-SECTIONS = ("scenario", "policy", "kpis", "fund-flows", "charts", "expectations")
+SECTIONS = ("scenario", "policy", "kpis", "fund-flows", "why", "charts", "expectations")
+#: the most rows the "why" table shows (the rest: ``milestone-sim explain``)
+WHY_ROWS = 400
 
 KPI_LABELS = {
     "contracts": "Contracts",
@@ -424,6 +426,38 @@ def _expectation_text(exp: Expectation, result: Result) -> str:
     ) + f" with {', '.join(items)}"
 
 
+def _why_section(result: Result) -> str:
+    """Each money movement and refused action of a scripted run, with the rules that decided it."""
+    head = '<section id="why"><h2>Why the money moved</h2>'
+    if result.scenario.is_population or result.events_mode != "full":
+        return (
+            head + '<p class="note">Shown for scripted runs with the full event log; for a sampled '
+            "population, <code>milestone-sim explain OUT_DIR --contract ID</code> explains one "
+            "contract.</p></section>"
+        )
+    frame = result.explain(quiet=True)
+    rows = []
+    for row in frame.head(WHY_ROWS).itertuples(index=False):
+        where = f"{row.contract}/{row.milestone}" if row.milestone else str(row.contract)
+        why = str(row.why).split("\n", 1)[1] if "\n" in str(row.why) else ""
+        rows.append(
+            [
+                _e(format_duration(float(row.time))),
+                f"<code>{_e(where)}</code>",
+                _e(f"{row.actor} {row.action}") + ("" if row.outcome == "accepted" else " (refused)"),
+                _e(str(row.postings)).replace("; ", "<br>"),
+                _e(why).replace("\n", "<br>"),
+            ]
+        )
+    more = (
+        f'<p class="note">The first {WHY_ROWS} of {len(frame)} rows; '
+        "<code>milestone-sim explain OUT_DIR</code> prints them all.</p>"
+        if len(frame) > WHY_ROWS
+        else ""
+    )
+    return head + _table(["time", "milestone", "action", "money", "why"], rows, set()) + more + "</section>"
+
+
 def _expectations_section(result: Result) -> str:
     sc = result.scenario
     head = '<section id="expectations"><h2>Expectations</h2>'
@@ -506,7 +540,7 @@ def render_html(result: Result, charts: list[tuple[str, str, bytes]], diagram: s
         f'<a href="#{s}">{label}</a>'
         for s, label in zip(
             SECTIONS,
-            ("Scenario", "Policy", "Key figures", "Fund flows", "Charts", "Expectations"),
+            ("Scenario", "Policy", "Key figures", "Fund flows", "Why", "Charts", "Expectations"),
             strict=True,
         )
     )
@@ -526,6 +560,7 @@ def render_html(result: Result, charts: list[tuple[str, str, bytes]], diagram: s
         _policy_section(result, diagram),
         _kpi_section(result),
         _fund_flows_section(result),
+        _why_section(result),
         _chart_section(result, charts),
         _expectations_section(result),
         f"<footer>Written by milestone-sim {_e(__version__)}. Money is exact to the cent in the CSV "
