@@ -17,7 +17,7 @@ import sim
 from sim.app.cli import main
 from sim.core.yamlio import InputError
 from sim.inputs.scenario import load_scenario
-from sim.policy.model import load_policy
+from sim.policy.model import flat_values, load_policy
 
 CHANGE = "2027-03-01"  # t = 9d for scenarios starting 2027-02-20 (a Saturday)
 MS = 1 / 86_400_000
@@ -255,3 +255,11 @@ def test_a_single_dated_version_gives_todays_results_byte_for_byte(tmp_path_fact
     b = json.loads((outs["dated"] / "summary.json").read_text(encoding="utf-8"))
     for key in ("totals", "kpis", "contracts", "expectations"):
         assert a[key] == b[key], key
+
+
+def test_upwork_history_in_2026_is_upwork_2026() -> None:
+    # the history ends where the current pack stands: every value the same on a 2026 date
+    now = flat_values(load_policy("upwork_history").at(dt.date(2026, 6, 1)).resolved_values())
+    current = flat_values(load_policy("upwork_2026").resolved_values())
+    differ = {k for k in now.keys() | current.keys() if now.get(k) != current.get(k)}
+    assert differ == {"policy", "title", "extends"}

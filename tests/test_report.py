@@ -144,3 +144,17 @@ def test_cli_run_writes_the_report_unless_told_not_to(tmp_path: Path, capsys: py
     assert not (tmp_path / "without" / "report.html").exists()
     assert not list((tmp_path / "without").glob("*.png"))
     capsys.readouterr()
+
+
+def test_scripted_report_says_why_each_posting_happened(
+    scripted: tuple[sim.Result, Path], population: tuple[sim.Result, Path]
+) -> None:
+    result, path = scripted
+    why = path.read_text(encoding="utf-8").split('<section id="why">')[1].split("</section>")[0]
+    frame = result.explain(quiet=True)
+    assert why.count("<tr>") == len(frame) + 1  # the header, then one row per posting or refusal
+    assert "because milestones.funding = one_at_a_time (rules/upwork.yaml:10:12)" in why
+    assert "because refund.dispute = true (rules/upwork.yaml:23:12)" in why
+    assert "500.00 USD client:acme -&gt; escrow:c1 (funded)" in why
+    pop_why = population[1].read_text(encoding="utf-8").split('<section id="why">')[1].split("</section>")[0]
+    assert "milestone-sim explain OUT_DIR --contract ID" in pop_why

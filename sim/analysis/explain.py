@@ -72,6 +72,12 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _nearest(times: list[tuple[float, str]], t: float) -> str | None:
+    """The version of the event nearest ``t`` (a cause's time is written to 6 significant digits)."""
+    best = min(times, key=lambda tv: abs(tv[0] - t), default=None)
+    return best[1] if best is not None and abs(best[0] - t) <= max(1e-3, abs(t) * 1e-5) else None
+
+
 def _cause_time(cause: str) -> float | None:
     """The time of ``submit at 5d``, or None."""
     if not cause or " at " not in cause:
@@ -112,12 +118,11 @@ def explain_frame(
     if milestone is not None and "/" in milestone:
         contract, milestone = milestone.split("/", 1)
     dated = "policy_version" in events.columns
-    started_under: dict[tuple[str, str, float], str] = {}
+    started_under: dict[tuple[str, str], list[tuple[float, str]]] = {}
     if dated:  # the version of each accepted event, to find the one a timer started under
         for ev in events[events["outcome"] == "accepted"].itertuples(index=False):
-            started_under.setdefault(
-                (ev.contract, ev.action, round(float(ev.time), 6)), str(ev.policy_version)
-            )
+            times = started_under.setdefault((ev.contract, ev.action), [])
+            times.append((float(ev.time), str(ev.policy_version)))
     rows = []
     for i, ev in enumerate(events.itertuples(index=False)):
         refused = ev.outcome == "rejected"
@@ -137,7 +142,7 @@ def explain_frame(
         started = _cause_time(cause)
         lengths = known
         if dated and started is not None:  # a timer keeps the length of the version it started under
-            begun = started_under.get((ev.contract, cause.rsplit(" at ", 1)[0], round(started, 6)))
+            begun = _nearest(started_under.get((ev.contract, cause.rsplit(" at ", 1)[0]), []), started)
             lengths = values.get(begun, known) if begun is not None else known
         shown = [value_of(lengths if k.rpartition(".")[2] in TIMER_LENGTHS else known, k) for k in keys]
         since = None if started is None else round((float(ev.time) - started) * 86_400_000) / 86_400_000

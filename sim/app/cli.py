@@ -325,24 +325,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_transition(args: argparse.Namespace) -> int:
+def _date_option(text: str, option: str, example: str) -> Any:
+    """A calendar date given on the command line, or an InputError naming the option."""
     import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        message = f"{option} expects a date like {example}, got {text!r}"
+        raise InputError([Problem(f"<command line {option}>", None, None, message)]) from None
+
+
+def _cmd_transition(args: argparse.Namespace) -> int:
 
     from ..experiments.batch import check_counts
     from ..experiments.outdir import check_out_dir
     from ..experiments.transition import transition
     from ..policy.model import load_policy, parse_set_option
 
-    try:
-        on = dt.date.fromisoformat(args.on.strip())
-    except ValueError:
-        raise InputError(
-            [
-                Problem(
-                    "<command line --on>", None, None, f"--on expects a date like 2027-03-01, got {args.on!r}"
-                )
-            ]
-        ) from None
+    on = _date_option(args.on, "--on", "2027-03-01")
     check_counts(args.replications, args.seed, None, source="<command line>", dash="--")
     if args.out:
         check_out_dir(Path(args.out), force=args.force, source="<command line --out>")
@@ -649,7 +650,6 @@ def _cmd_policies(args: argparse.Namespace) -> int:
 def _policy_at(args: argparse.Namespace) -> int:
     """``policies --at DATE PACK``: the version of PACK in force on DATE, as YAML, with where each
     dated value was written."""
-    import datetime as dt
 
     import yaml
 
@@ -657,16 +657,7 @@ def _policy_at(args: argparse.Namespace) -> int:
 
     if args.at is None or args.pack is None:
         raise InputError([Problem("<command line>", None, None, "policies --at DATE PACK needs both")])
-    try:
-        day = dt.date.fromisoformat(args.at.strip())
-    except ValueError:
-        raise InputError(
-            [
-                Problem(
-                    "<command line --at>", None, None, f"--at expects a date like 2024-06-01, got {args.at!r}"
-                )
-            ]
-        ) from None
+    day = _date_option(args.at, "--at", "2024-06-01")
     policy = load_policy(args.pack, allow=_allowed(args))
     try:
         version = policy.at(day)

@@ -109,6 +109,11 @@ class SampledContract:
         #: (``after_change_requests``): their next review asks for the refund again
         self.refunding: set[str] | None = None
 
+    def pop_at(self, sim: Simulation) -> Population:
+        """The population in force now (a scheduled one changes over time; FORMAT section 8)."""
+        pop = self.pop
+        return pop.at(sim.env.now) if pop.phases else pop
+
     def _later(self, sim: Simulation, delay: float, action: Action, check: Any = None) -> None:
         if math.isinf(delay):
             return
@@ -127,7 +132,7 @@ class SampledContract:
             if sim.retire:  # rejected by the policy (e.g. below the minimum): no contract
                 sim.retire_if_done(c)
             return
-        pop, rng = self.pop, self.rng
+        pop, rng = self.pop_at(sim), self.rng
         first = c.milestones[0].id
         if sim.policy.milestones.funding == "any_number":
             self.ahead = {first}
@@ -139,7 +144,7 @@ class SampledContract:
 
     def on_event(self, sim: Simulation, c: Contract, ev: Emitted) -> None:
         name = ev.action
-        pop, rng = self.pop, self.rng
+        pop, rng = self.pop_at(sim), self.rng
         if name in ("fund", "accept_offer"):
             self._start_work(sim, c)
         elif name == "submit":
@@ -177,7 +182,7 @@ class SampledContract:
         self.covered = proc.milestones
         policy = sim.policy
         if awaits_platform(policy, proc):
-            _DisputeDesk.of(sim, self.pop).file(sim, self, c)
+            _DisputeDesk.of(sim, self.pop).file(sim, self, c)  # the desk reads the schedule itself
             return
         stage = policy.all_procedures[proc.name].stages[proc.stage]
         for party in must_act(proc, stage):
@@ -186,7 +191,7 @@ class SampledContract:
     def _answer_later(self, sim: Simulation, proc: OpenProcedure, stage: Stage, party: str) -> None:
         """Draw ``party``'s answer at the stage, its delay and its fee, and schedule them."""
         where = f"{proc.name}.{stage.name}"
-        mix, delay_dist, pay_p = self.pop.responds_at(where, party)
+        mix, delay_dist, pay_p = self.pop_at(sim).responds_at(where, party)
         rng = self.rng
         answer = stage_answer(stage, pick(mix, rng.random()))
         delay = delay_dist.draw(rng)
@@ -237,7 +242,7 @@ class SampledContract:
         for m in c.milestones:
             if m.state == "funded" and m.id not in self.working:
                 self.working.add(m.id)
-                delay = self.pop.work.draw(self.rng)
+                delay = self.pop_at(sim).work.draw(self.rng)
                 self._later(sim, delay, Action("freelancer", "submit", m.id), _in_state(m.id, "funded"))
 
     def _decide_later(self, sim: Simulation, mid: str, gen: int, delay: float) -> None:
@@ -254,7 +259,7 @@ class SampledContract:
             if m.state != "submitted" or m.gen != gen:
                 return  # the review window (or something else) got there first
             refunding = self.refunding is not None and mid in self.refunding
-            self._decide(sim, c, mid, "refund" if refunding else pick(self.pop.decision, u))
+            self._decide(sim, c, mid, "refund" if refunding else pick(self.pop_at(sim).decision, u))
 
         sim.at(delay, decide)
 
@@ -266,12 +271,12 @@ class SampledContract:
                 return
             choice = "approve"  # the policy's limit on change requests: the client approves
         if choice == "partial":
-            frac = min(max(self.pop.partial_fraction.draw(self.rng), 0.0), 1.0)
+            frac = min(max(self.pop_at(sim).partial_fraction.draw(self.rng), 0.0), 1.0)
             amount = max(1, round(m.escrowed * frac))
             if not sim.act(cid, Action("client", "approve", mid, amount=amount)):
                 sim.act(cid, Action("client", "approve", mid))  # no partial releases here: in full
         elif choice == "bonus":
-            frac = max(self.pop.bonus_fraction.draw(self.rng), 0.0)
+            frac = max(self.pop_at(sim).bonus_fraction.draw(self.rng), 0.0)
             amount = m.escrowed + round(m.escrowed * frac)
             if amount > MAX_MINOR:  # a huge fraction of a huge milestone: bad input, not an overflow
                 raise InputError(
@@ -311,7 +316,7 @@ class SampledContract:
         if self.ahead is not None and self._pipelined(sim, c):
             return
         nxt = next((m for m in c.milestones if m.state == "planned" and not m.deleted), None)
-        delay = self.pop.fund_delay.draw(self.rng)
+        delay = self.pop_at(sim).fund_delay.draw(self.rng)
         if nxt is not None and c.state == "active":
             if self.ahead is not None:
                 self.ahead.add(nxt.id)
@@ -349,7 +354,10 @@ class SampledContract:
             return
         ahead.add(nxt.id)
         self._later(
-            sim, self.pop.fund_delay.draw(self.rng), Action("client", "fund", nxt.id), _planned(nxt.id)
+            sim,
+            self.pop_at(sim).fund_delay.draw(self.rng),
+            Action("client", "fund", nxt.id),
+            _planned(nxt.id),
         )
 
     def _finish(self, sim: Simulation, c: Contract) -> None:
@@ -462,8 +470,44 @@ class _DisputeDesk:
     """
 
     def __init__(self, sim: Simulation, pop: Population) -> None:
-        self.team = simpy.Resource(sim.env, capacity=pop.dispute_agents)
+        sizes = pop.team_sizes()
+        most = max(n for _, n in sizes)
         self.pop = pop
+        self.away = 0  # absent agents waiting for a place (not cases: the queue chart leaves them out)
+        if len(sizes) == 1 or all(n == most for _, n in sizes):
+            self.team: simpy.Resource = simpy.Resource(sim.env, capacity=most)
+            sim.dispute_team_size = [(0.0, most)]
+            return
+        # a team whose size is scheduled: as many places as its largest size; when it is smaller,
+        # the missing agents take places (first in line, as their cases end) until it grows again
+        self.team = simpy.PriorityResource(sim.env, capacity=most)
+        sim.dispute_team_size = [(t, n) for t, n in sizes]
+        for i, (start, n) in enumerate(sizes):
+            end = sizes[i + 1][0] if i + 1 < len(sizes) else math.inf
+            if n < most and start < end and end > sim.env.now:
+                for _ in range(most - n):
+                    self._absent(sim, max(start - sim.env.now, 0.0), end)
+
+    def _absent(self, sim: Simulation, delay: float, end: float) -> None:
+        """An agent away from ``delay`` from now until time ``end``."""
+
+        def leave(_ev: Any) -> None:
+            request = self.team.request(priority=-1)  # type: ignore[call-arg]
+            if not request.triggered:
+                self.away += 1
+
+                def seated(_ev: Any) -> None:
+                    self.away -= 1
+
+                request.callbacks.append(seated)
+
+            def back(_ev: Any) -> None:
+                self.team.release(request)
+
+            if not math.isinf(end):
+                sim.at(max(end - sim.env.now, 0.0), back)
+
+        sim.at(delay, leave)
 
     @classmethod
     def of(cls, sim: Simulation, pop: Population) -> _DisputeDesk:
@@ -476,13 +520,13 @@ class _DisputeDesk:
 
     def _log(self, sim: Simulation) -> None:
         if sim.rec.keep_events:
-            sim.dispute_queue.append((sim.env.now, len(self.team.queue)))
+            sim.dispute_queue.append((sim.env.now, len(self.team.queue) - self.away))
 
     def file(self, sim: Simulation, who: SampledContract, c: Contract) -> None:
         """Queue the case; when an agent takes it, handle it and decide."""
         filed = sim.env.now
         request = self.team.request()
-        rng, pop = who.rng, self.pop
+        rng, pop = who.rng, self.pop.at(filed)
         handling = pop.dispute_handling.draw(rng)
         outcome = pick(pop.dispute_outcome, rng.random())
         split = min(max(pop.split_fraction.draw(rng), 0.0), 1.0)
@@ -522,11 +566,25 @@ def arrival_times(pop: Population, until: float, seed: int, replication: int) ->
             return np.zeros(pop.count)
         return np.sort(rng.uniform(0.0, pop.over, size=pop.count))
     assert pop.rate is not None
+    rates = [(t, p.rate or 0.0) for t, p in pop.phases]
+    if len({r for _, r in rates}) <= 1:
+        return _poisson(rng, pop.rate, 0.0, until)
+    # a scheduled rate: a Poisson process in each phase (memoryless, so each starts afresh)
+    parts = []
+    for i, (start, rate) in enumerate(rates):
+        end = min(rates[i + 1][0], until) if i + 1 < len(rates) else until
+        if start < end and rate > 0:
+            parts.append(_poisson(rng, rate, start, end))
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _poisson(rng: np.random.Generator, rate: float, start: float, until: float) -> np.ndarray:
+    """Arrival times of a Poisson process of ``rate`` per day in (start, until]."""
     times: list[np.ndarray] = []
-    t = 0.0
-    block = max(16, int(pop.rate * until * 1.1) + 16)
+    t = start
+    block = max(16, int(rate * (until - start) * 1.1) + 16)
     while True:
-        gaps = rng.exponential(1.0 / pop.rate, size=block)
+        gaps = rng.exponential(1.0 / rate, size=block)
         chunk = t + np.cumsum(gaps)
         inside = chunk[chunk <= until]
         times.append(inside)
@@ -613,7 +671,7 @@ def populate(sim: Simulation, scenario: Scenario, replication: int, seed: int) -
         i = state["next"]
         state["next"] = i + 1
         rng = np.random.default_rng(np.random.SeedSequence((seed, replication, i)))
-        spec = sample_contract(pop, i, rng, digits)
+        spec = sample_contract(pop.at(sim.env.now), i, rng, digits)
         behaviour = SampledContract(spec.id, pop, rng)
         c = sim.add_contract(spec, behaviour)
         behaviour.start(sim, c)

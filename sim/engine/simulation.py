@@ -300,6 +300,8 @@ class Simulation:
         self.rec = Recorder(keep_events=keep_events)
         self.balance_every = balance_every
         self.dispute_team: simpy.Resource | None = None
+        #: the dispute team's size over time, (from, agents), once a dispute opened the desk
+        self.dispute_team_size: list[tuple[float, int]] = []
         self.dispute_desk: Any = None  # population.DisputeDesk, created with the first dispute
         self.dispute_waits: list[float] = []
         self.dispute_queue: list[tuple[float, int]] = []

@@ -115,6 +115,28 @@ class Population:
     stages: tuple[tuple[str, str, Responds], ...] = ()
     #: population.by_policy: (pack name, this population with that pack's behaviour)
     by_policy: tuple[tuple[str, Population], ...] = ()
+    #: a population with schedules (FORMAT section 8): (from, the population in force from then),
+    #: the first from 0; empty when nothing is scheduled
+    phases: tuple[tuple[float, Population], ...] = ()
+
+    def team_sizes(self) -> list[tuple[float, int]]:
+        """The dispute team's size over time: (from, agents), a step each time it changes."""
+        out: list[tuple[float, int]] = []
+        for t, phase in self.phases or ((0.0, self),):
+            if not out or out[-1][1] != phase.dispute_agents:
+                out.append((t, phase.dispute_agents))
+        return out
+
+    def at(self, t: float) -> Population:
+        """The population in force at time ``t`` (itself when nothing is scheduled)."""
+        if not self.phases:
+            return self
+        found = self.phases[0][1]
+        for start, phase in self.phases:
+            if start > t:
+                break
+            found = phase
+        return found
 
     def for_policy(self, name: str) -> Population:
         """The population as it behaves under the pack ``name`` (its ``by_policy`` entry, if any)."""
@@ -195,7 +217,157 @@ def _count(col: Collector, raw: Any, loc: Loc, minimum: int, maximum: int) -> in
     return raw
 
 
+#: the most steps a schedule may have
+MAX_SCHEDULE_STEPS = 1_000
+#: what cannot change during a run: who the parties are, and a fixed count of arrivals
+UNSCHEDULABLE = (("parties",), ("arrivals", "count"), ("arrivals", "over"), ("by_policy",))
+
+
+def _is_schedule(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"schedule"}
+
+
+def _schedules(col: Collector, raw: Any, loc: Loc, at: Loc = ()) -> list[tuple[Loc, list[tuple[float, Any]]]]:
+    """Every ``{schedule: [{from, value}, ...]}`` under ``raw`` (relative locations), checked: steps
+    from 0d, ``from`` times increasing, no schedule inside a scheduled value."""
+    if _is_schedule(raw):
+        where = (*loc, *at, "schedule")
+        if any(at[: len(u)] == u for u in UNSCHEDULABLE) and at[:1] != ("by_policy",):
+            col.add(where, f"{'.'.join(map(str, at))} cannot change during a run: it is fixed when it starts")
+            return []
+        steps = raw["schedule"]
+        if not isinstance(steps, list) or not steps:
+            col.add(where, "a schedule is a list of {from: <time>, value: ...}, the first from 0d")
+            return []
+        if len(steps) > MAX_SCHEDULE_STEPS:
+            col.add(where, f"{len(steps):,} steps: the most supported is {MAX_SCHEDULE_STEPS:,}")
+            return []
+        out: list[tuple[float, Any]] = []
+        for i, step in enumerate(steps):
+            sloc = (*where, i)
+            if not isinstance(step, dict):
+                col.add(sloc, "a schedule step is {from: <time>, value: ...}")
+                continue
+            col.keys(step, ("from", "value"), sloc)
+            if "from" not in step or "value" not in step:
+                col.add(sloc, "a schedule step needs from and value")
+                continue
+            start = col.duration(step["from"], (*sloc, "from"))
+            if start is None:
+                continue
+            if not out and start != 0:
+                col.add((*sloc, "from"), "a schedule starts at from: 0d (what holds from the start)")
+            if out and start <= out[-1][0]:
+                col.add(
+                    (*sloc, "from"),
+                    f"from times go backwards: {step['from']} is not after the step before it",
+                )
+            if _contains_schedule(step["value"]):
+                col.add((*sloc, "value"), "a scheduled value cannot hold another schedule")
+            out.append((start, step["value"]))
+        return [(at, out)]
+    if isinstance(raw, dict):
+        found = []
+        for key, value in raw.items():
+            if not at and key == "by_policy":
+                continue  # parsed on its own, over the shared blocks (their schedules included)
+            found.extend(_schedules(col, value, loc, (*at, key)))
+        return found
+    return []
+
+
+def _contains_schedule(value: Any) -> bool:
+    if _is_schedule(value):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_schedule(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_schedule(v) for v in value)
+    return False
+
+
+class _PhaseDoc:
+    """A document seen through one phase of the schedules: a problem found in a scheduled value
+    is reported at that step's ``value`` in the file."""
+
+    def __init__(self, doc: Any, loc: Loc, chosen: dict[Loc, int]) -> None:
+        self.doc, self.loc, self.chosen = doc, loc, chosen
+        self.file = doc.file
+
+    def _map(self, loc: Loc) -> Loc:
+        rel = loc[len(self.loc) :] if loc[: len(self.loc)] == self.loc else None
+        if rel is not None:
+            for at, i in self.chosen.items():
+                if rel[: len(at)] == at:
+                    return (*self.loc, *at, "schedule", i, "value", *rel[len(at) :])
+        return loc
+
+    def problem(self, loc: Loc, message: str, *, key: bool = False) -> Problem:
+        found = self.doc.problem(self._map(loc), message, key=key)
+        return dataclasses.replace(found, key=".".join(map(str, loc)) or None)
+
+    def where(self, loc: Loc, *, key: bool = False) -> tuple[int | None, int | None]:
+        return self.doc.where(self._map(loc), key=key)
+
+
+def _substitute(raw: Any, at: Loc, value: Any) -> Any:
+    if not at:
+        return value
+    out = dict(raw)
+    out[at[0]] = _substitute(raw[at[0]], at[1:], value)
+    return out
+
+
 def parse_population(
+    col: Collector,
+    raw: Any,
+    base: Path,
+    digits: int,
+    *,
+    roots: Sequence[Path] | None = None,
+    policy: Policy | None = None,
+    loc: Loc = ("population",),
+) -> Population | None:
+    """Validate the ``population:`` block (see :func:`_parse_one`), schedules included: any
+    rate, probability or distribution may be ``{schedule: [{from: 0d, value: ...}, ...]}``
+    (FORMAT section 8). Each phase (from one step's ``from`` to the next of any schedule) is
+    parsed as a whole population, so a problem in a scheduled value names its step."""
+    from ..core.problems import Collector
+
+    n_before = len(col.problems)
+    nodes = _schedules(col, raw, loc) if isinstance(raw, dict) else []
+    if len(col.problems) != n_before:
+        return None
+    if not nodes:
+        return _parse_one(col, raw, base, digits, roots=roots, policy=policy, loc=loc)
+    times = sorted({t for _, steps in nodes for t, _ in steps})
+    phases: list[tuple[float, Population]] = []
+    shared = {k: v for k, v in raw.items() if k != "by_policy"}
+    for t in times:
+        resolved: Any = shared
+        chosen: dict[Loc, int] = {}
+        for at, steps in nodes:
+            i = max(j for j, (start, _) in enumerate(steps) if start <= t)
+            chosen[at] = i
+            resolved = _substitute(resolved, at, steps[i][1])
+        sub = Collector(_PhaseDoc(col.doc, loc, chosen))  # type: ignore[arg-type]
+        pop = _parse_one(sub, resolved, base, digits, roots=roots, policy=policy, loc=loc)
+        col.problems.extend(p for p in sub.problems if p not in col.problems)
+        col.warnings.extend(w for w in sub.warnings if w not in col.warnings)
+        if pop is not None:
+            phases.append((t, pop))
+    if len(col.problems) != n_before:
+        return None
+    first = dataclasses.replace(phases[0][1], phases=tuple(phases))
+    if "by_policy" in raw and loc == ("population",):
+        variants = _by_policy(col, raw, base, digits, roots, loc)
+        if len(col.problems) != n_before:
+            return None
+        first = dataclasses.replace(first, by_policy=variants)
+    return first
+
+
+def _parse_one(
     col: Collector,
     raw: Any,
     base: Path,

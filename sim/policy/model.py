@@ -520,10 +520,7 @@ class Policy(RulesModel):
         before = self.model_copy(update={"transition": transition})
         after = new.model_copy(update={"transition": transition})
         before._from, after._from = dated.BEGIN, on.isoformat()
-        old_flat = flat_values(self.resolved_values())
-        new_flat = flat_values(new.resolved_values())
-        changes = {k: v for k, v in new_flat.items() if old_flat.get(k) != v}
-        changes.update({k: None for k in old_flat if k not in new_flat})
+        changes = _changes(flat_values(self.resolved_values()), flat_values(new.resolved_values()))
         versions = (Version(dated.BEGIN, before), Version(on.isoformat(), after, (), changes))
         before._versions = after._versions = versions
         return before
@@ -883,6 +880,18 @@ class _Sourced:
 Override = tuple[str, Any, Doc | None, Loc]
 
 
+def _override_problem(doc: Doc | None, loc: Loc, message: str, key: str, at_key: bool) -> Problem:
+    """A problem of an override, at its place in the scenario (or on the command line)."""
+    where = doc.problem(loc, "", key=at_key) if doc else None
+    return Problem(
+        where.file if where else "<command line>",
+        where.line if where else None,
+        where.column if where else None,
+        message,
+        key,
+    )
+
+
 def _load_chain(path: Path, sourced: _Sourced, seen: tuple[Path, ...], roots: tuple[Path, ...]) -> None:
     doc = load_file(path)
     if not isinstance(doc.data, dict):
@@ -962,31 +971,15 @@ def load_policy(
         elif through_list:
             bad = f"{parts[0]} is a list: override it whole, e.g. {parts[0]}=[...]"
         if bad:
-            where = doc.problem(loc, "", key=True) if doc else None
-            problems.append(
-                Problem(
-                    where.file if where else "<command line>",
-                    where.line if where else None,
-                    where.column if where else None,
-                    bad,
-                    key,
-                )
-            )
+            problems.append(_override_problem(doc, loc, bad, key, True))
             continue
         override_doc = doc or Doc("<command line --set>", None)
         written = dated.written_problems(value, parts)
         if written:
-            for at_loc, message, key_mark in written:
-                where = doc.problem((*loc, *at_loc[len(parts) :]), "", key=key_mark) if doc else None
-                problems.append(
-                    Problem(
-                        where.file if where else "<command line>",
-                        where.line if where else None,
-                        where.column if where else None,
-                        message,
-                        dotted(at_loc),
-                    )
-                )
+            problems.extend(
+                _override_problem(doc, (*loc, *at[len(parts) :]), message, dotted(at), at_key)
+                for at, message, at_key in written
+            )
             continue
         sourced.overlay(override_doc, value, parts, loc)
         sourced.origin[parts] = (override_doc, loc)
@@ -1033,8 +1026,7 @@ def _dated_policy(sourced: _Sourced, nodes: list[dated.DatedNode], digits: int) 
         flat = {
             k: v for k, v in flat_values(policy.resolved_values()).items() if not k.startswith("calendar.")
         }
-        changes = {} if previous is None else {k: v for k, v in flat.items() if previous.get(k) != v}
-        changes.update({k: None for k in (previous or {}) if k not in flat})
+        changes = {} if previous is None else _changes(previous, flat)
         previous = flat
         starts = tuple(policy_key(n.loc, sourced.data) or dotted(n.loc) for n in nodes if n.first == first)
         versions.append(Version(first, policy, starts, changes))
@@ -1089,6 +1081,13 @@ def _version_origin(
         if rest[0] != "values" or len(rest) < 2 or str(rest[1]) != dated.chosen(node, first):
             continue
         out[(*node.loc, *rest[2:])] = where
+    return out
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The dotted values ``new`` changes from ``old`` (a value it no longer has: None)."""
+    out = {k: v for k, v in new.items() if old.get(k) != v}
+    out.update({k: None for k in old if k not in new})
     return out
 
 

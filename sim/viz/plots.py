@@ -993,10 +993,22 @@ def dispute_queue(result: Result) -> Figure:
         )
         top = max(top, int(v.max()))
     pop = result.scenario.population
+    if pop is not None:
+        pop = pop.for_policy(result.scenario.policy.policy)
     agents = getattr(pop, "dispute_agents", None)
+    sizes = pop.team_sizes() if pop is not None else []
     wait = result.kpis.get("dispute_wait_days_mean", {}).get("mean")
     sub = []
-    if agents:
+    if len(sizes) > 1:  # a scheduled team: its size on a second axis
+        team = ax.twinx()
+        st = np.array([t for t, _ in sizes] + [end], dtype=float)
+        sv = np.array([n for _, n in sizes] + [sizes[-1][1]], dtype=float)
+        team.step(st, sv, where="post", color="0.35", lw=1.2, ls="--", label="agents on the team")
+        team.set_ylabel("Agents on the team (dashed)")
+        team.set_ylim(0, max(sv) * 1.25)
+        team.yaxis.set_major_locator(MaxNLocator(integer=True))
+        sub.append("team " + " → ".join(str(n) for _, n in sizes))
+    elif agents:
         sub.append(f"{agents} agent{'s' if agents != 1 else ''}")
     if wait is not None:
         sub.append(f"mean wait {wait:.1f} days")

@@ -445,7 +445,7 @@ def _why_section(result: Result) -> str:
                 _e(format_duration(float(row.time))),
                 f"<code>{_e(where)}</code>",
                 _e(f"{row.actor} {row.action}") + ("" if row.outcome == "accepted" else " (refused)"),
-                _e(str(row.postings)).replace("; ", "<br>"),
+                "<br>".join(_e(part) for part in str(row.postings).split("; ")),
                 _e(why).replace("\n", "<br>"),
             ]
         )
