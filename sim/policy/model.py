@@ -853,6 +853,10 @@ class _Sourced:
                 self.overlay(doc, value, (*loc, key), (*src, key))
         else:
             target[loc[-1]] = copy.deepcopy(data)
+            # a value replaced whole: where its old parts were written no longer says anything
+            n = len(loc)
+            for old in [o for o in self.origin if len(o) > n and o[:n] == loc]:
+                del self.origin[old]
             self._mark_children(doc, data, loc, src)
 
     def _mark_children(self, doc: Doc, data: Any, loc: Loc, src: Loc) -> None:
