@@ -197,10 +197,11 @@ def _words(row: dict[str, Any], keys: list[str], shown: list[str], sources: list
 
 def chains(frame: pd.DataFrame) -> str:
     """The ``why`` of every row of :func:`explain_frame`, each first line after its time."""
+    stamps = [format_duration(round(float(t) * 86_400_000) / 86_400_000) for t in frame["time"]]  # CSV: 9 dp
+    width = max([6, *map(len, stamps)])
     out = []
-    for row in frame.itertuples(index=False):
-        first, *rest = str(row.why).split("\n")
-        stamp = format_duration(round(float(row.time) * 86_400_000) / 86_400_000)  # CSV times: 9 decimals
-        out.append(f"{stamp:<6} {first}")
-        out.extend(f"{'':<6} {line}" for line in rest)
+    for stamp, why in zip(stamps, frame["why"], strict=True):
+        first, *rest = str(why).split("\n")
+        out.append(f"{stamp:<{width}} {first}")
+        out.extend(f"{'':<{width}} {line}" for line in rest)
     return "\n".join(out) + ("\n" if out else "")
