@@ -337,10 +337,6 @@ class Simulation:
         self._version_i = i
         return self._machines[i].decide(c, action, now, clock, notes)
 
-    def version_of(self, t: float) -> int:
-        """The index of the version in force at time ``t`` (0 for an undated pack)."""
-        return max(bisect.bisect_right(self._version_t, t) - 1, 0) if self.versions else 0
-
     # -------------------------------------------------------------------------- scheduling
 
     def at(self, delay: float, callback: Callable[[Any], None], *, urgent: bool = False) -> None:
