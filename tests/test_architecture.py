@@ -29,7 +29,8 @@ LAYERS: dict[str, list[str]] = {
     "behaviour": ["population"],
     "analysis": ["tables", "expect", "explain"],
     "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired", "transition"],
-    "viz": ["plots", "market_charts", "diagram", "policy_diagram", "report_text", "report"],
+    "audit": ["log", "replay"],
+    "viz": ["plots", "market_charts", "diagram", "policy_diagram", "report_text", "report", "audit_report"],
     "app": ["cli", "pytest_plugin"],
 }
 #: the top: ``sim/__init__.py`` (the public API, which wires the layers) and ``python -m sim``

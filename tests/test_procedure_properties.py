@@ -57,7 +57,7 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
 from sim.core.yamlio import InputError
-from sim.engine.simulation import Simulation, _TimerDue
+from sim.engine.simulation import Simulation, TimerDue
 from sim.inputs.scenario import ContractSpec, MilestoneSpec
 from sim.machine.contract import ACTIONS, Action
 from sim.machine.procedures import awaits_platform, covered, disputed_amount, must_act
@@ -791,7 +791,7 @@ class Run:
         found = [
             when
             for when, due in self.sim.env.scheduled()
-            if type(due) is _TimerDue and due.action.name in TIMEOUTS and due.action.gen == proc.gen
+            if type(due) is TimerDue and due.action.name in TIMEOUTS and due.action.gen == proc.gen
         ]
         return min(found) if found else None
 

@@ -124,6 +124,8 @@ class RunTables:
     escrow_by_contract: dict[str, int] | None = None
     #: the dispute team's queue length over time, when there was a queue
     dispute_queue: pd.DataFrame | None = None
+    #: every contract's milestones as opened (``contracts.csv``, the CONTRACTS of an audit)
+    contracts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONTRACT_COLUMNS))
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -139,6 +141,8 @@ class RunTables:
 
 
 STATE_COLUMNS = ("time", "contract", "milestone", "state")
+#: contracts.csv: one row per milestone as the contract was opened (FORMAT section 10's CONTRACTS)
+CONTRACT_COLUMNS = ("contract", "client", "freelancer", "milestone", "amount", "due")
 
 
 def _frame(rows: list[tuple], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -162,13 +166,15 @@ def _explained(sim: Simulation) -> list[tuple]:
     seen: dict[tuple[str, ...], tuple[str, str]] = {}
     rows = []
     for row in sim.rec.events:
-        keys, cause = row[-2], row[-1]
+        keys, cause = row[-3], row[-2]
         text = seen.get(keys)
         if text is None:
             named, sources = policy.sourced(keys)
             text = (";".join(named), ";".join(sources))
             seen[keys] = text
-        rows.append((*row[:-2], *text, f"{cause[0]} at {format_duration(cause[1])}" if cause else ""))
+        rows.append(
+            (*row[:-3], *text, f"{cause[0]} at {format_duration(cause[1])}" if cause else "", row[-1])
+        )
     return rows
 
 
@@ -187,7 +193,7 @@ def _explained_dated(sim: Simulation) -> list[tuple]:
     seen: dict[tuple[int, int, tuple[str, ...]], tuple[str, str, str]] = {}
     rows = []
     for row, i in zip(sim.rec.events, sim.rec.versions, strict=True):
-        keys, cause = row[-2], row[-1]
+        keys, cause = row[-3], row[-2]
         started = cause[2] if cause and len(cause) > 2 else i  # a timer keeps its starting length
         text = seen.get((i, started, keys))
         if text is None:
@@ -201,7 +207,7 @@ def _explained_dated(sim: Simulation) -> list[tuple]:
             text = (";".join(named), ";".join(sources), versions[i].shown)
             seen[(i, started, keys)] = text
         shown = f"{cause[0]} at {format_duration(cause[1])}" if cause else ""
-        rows.append((*row[:-2], text[0], text[1], shown, text[2]))
+        rows.append((*row[:-3], text[0], text[1], shown, row[-1], text[2]))
     return rows
 
 
@@ -221,7 +227,10 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
     balances = _frame(bal_rows, BALANCE_COLUMNS)
     totals = dict(sim.ledger.totals)
     kpis = compute_kpis(sim, milestones, totals, end, digits)
-    return RunTables(replication, events, ledger, milestones, balances, totals, kpis, end)
+    tables = RunTables(replication, events, ledger, milestones, balances, totals, kpis, end)
+    contracts = pd.DataFrame.from_records(sim.rec.contracts, columns=list(CONTRACT_COLUMNS))
+    tables.contracts = contracts.astype({"amount": "int64", "due": "float64"})
+    return tables
 
 
 def milestone_frame(sim: Simulation) -> pd.DataFrame:
@@ -348,7 +357,7 @@ def export_frame(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """A copy fit for CSV: money as decimal strings, times without float noise."""
     out = df.copy()
     for col in out.columns:
-        if col in MONEY_COLUMNS:
+        if col in MONEY_COLUMNS and pd.api.types.is_integer_dtype(out[col]):  # not contracts' freelancer ids
             out[col] = [format_money(int(v), digits) for v in out[col]]
         elif col in ("time", "due", "funded_at", "first_submitted_at", "closed_at"):
             out[col] = [_fmt_time(v) for v in out[col]]

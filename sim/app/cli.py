@@ -132,6 +132,38 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--force", action="store_true", help="replace --out even if this tool did not make it")
     tr.add_argument("--no-charts", action="store_true", help="with --out: no transition.png")
     _allow_option(tr)
+    au = sub.add_parser(
+        "audit",
+        help="replay a marketplace's own event log against a pack: where production departs from it",
+        description="Every party action of LOG (CSV or Parquet, the columns of events.csv) is played "
+        "through the pack at its time; the pack's automatic events are matched with the log's "
+        "within --tolerance, and amounts (and the log's escrow column) to the cent. Writes audit.csv "
+        "(one finding per row), summary.json and audit.html into --out. Exit 0: the log conforms; "
+        "1: findings; 2: bad input.",
+    )
+    au.add_argument("log", metavar="LOG")
+    au.add_argument(
+        "--contracts",
+        metavar="CSV",
+        required=True,
+        help="contract, client, freelancer, milestone, amount, due",
+    )
+    au.add_argument("--policy", metavar="PACK", required=True, help="a built-in pack or a pack file")
+    au.add_argument(
+        "--tolerance", default="1h", help="how far an automatic event may be from its time (default 1h)"
+    )
+    au.add_argument(
+        "--start", metavar="DATE", help="the date of t = 0 (timestamps without a zone, business days)"
+    )
+    au.add_argument(
+        "--map", action="append", default=[], metavar="OURS=THEIRS", help="a log column under another name"
+    )
+    au.add_argument("--mapping", metavar="YAML", help="columns, actions, actors, ignore, contract_columns")
+    au.add_argument("--out", metavar="DIR", help="output folder (default out/audit_<log file stem>/)")
+    au.add_argument("--force", action="store_true", help=_FORCE_HELP)
+    au.add_argument("--no-charts", action="store_true", help="no charts or audit.html")
+    au.add_argument("--quiet", action="store_true", help="print only the verdict and where the outputs went")
+    _allow_option(au)
     _sweep_parsers(sub)
     return p
 
@@ -181,6 +213,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _cmd_explain(args)
         if args.command == "transition":
             return _cmd_transition(args)
+        if args.command == "audit":
+            return _cmd_audit(args)
         return EXIT_INPUT
     finally:
         try:
@@ -373,6 +407,55 @@ def _cmd_transition(args: argparse.Namespace) -> int:
 
 #: the largest events.csv / ledger.csv ``explain`` reads from an output folder
 MAX_EXPLAIN_BYTES = 512 * 1024 * 1024
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from ..audit import log as auditlog
+    from ..audit.replay import MAX_TOLERANCE, audit
+    from ..core.units import UnitError, parse_duration
+    from ..experiments.outdir import check_out_dir, staged
+    from ..policy.model import load_policy
+
+    out = Path(args.out) if args.out else Path("out") / f"audit_{Path(args.log).stem}"
+    check_out_dir(out, force=args.force, source=OUT_SOURCE)
+    try:
+        tolerance = parse_duration(args.tolerance)
+    except UnitError as exc:
+        raise InputError([Problem("<command line --tolerance>", None, None, str(exc))]) from None
+    if not 0 <= tolerance <= MAX_TOLERANCE:
+        raise InputError(
+            [
+                Problem(
+                    "<command line --tolerance>",
+                    None,
+                    None,
+                    f"the tolerance is between 0 and {MAX_TOLERANCE:g}d",
+                )
+            ]
+        )
+    start = _date_option(args.start, "--start", "2026-01-05") if args.start else None
+    mapping = auditlog.load_mapping(args.mapping) if args.mapping else auditlog.Mapping()
+    if args.map:
+        mapping = mapping.with_columns(auditlog.parse_map_options(args.map))
+    policy = load_policy(args.policy, base=Path.cwd(), allow=_allowed(args))
+    result = audit(
+        args.log,
+        args.contracts,
+        policy,
+        tolerance=tolerance,
+        start=start,
+        mapping=mapping,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    with staged(out, force=args.force, source=OUT_SOURCE) as tmp:
+        result.write_tables(tmp)
+        if not args.no_charts:
+            from ..viz.audit_report import write_report
+
+            write_report(result, tmp)
+    _say(result.summary_text(brief=args.quiet))
+    _say(f"outputs written to {out}/")
+    return EXIT_OK if result.conforms else EXIT_FAILED
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import simpy
 
+from ..core.units import format_money
 from ..inputs.scenario import ContractSpec
 from ..machine.contract import (
     MILESTONE_STATES,
@@ -56,10 +57,40 @@ EVENT_COLUMNS = (
     "policy_keys",
     "source",
     "cause",
+    "args",
 )
 
+#: the platform's own decisions, which a script gives (the other platform rows are automatic)
+PLATFORM_ACTIONS = frozenset({"resolve_dispute", "reverse_release"})
 
-class _TimerDue(Scheduled):
+
+def action_args(action: Action, digits: int) -> str:
+    """A party action's arguments beyond its milestone, as ``events.csv`` writes them in ``args``:
+    ``key=value`` joined by ``;`` (money in major units, ``due`` in days, ``order`` space-separated),
+    so that an audit can play the row again (FORMAT section 10). Automatic actions give ``""``."""
+    if action.actor == "platform" and action.name not in PLATFORM_ACTIONS:
+        return ""
+    parts = []
+    if action.amount is not None:
+        parts.append(f"amount={format_money(action.amount, digits)}")
+    if action.due is not None:
+        parts.append(f"due={float(f'{action.due:.9f}'):g}")
+    if action.position is not None:
+        parts.append(f"position={action.position}")
+    if action.order is not None:
+        parts.append(f"order={' '.join(action.order)}")
+    if action.release is not None:
+        parts.append(f"release={format_money(action.release, digits)}")
+    if action.refund is not None:
+        parts.append(f"refund={format_money(action.refund, digits)}")
+    if action.answer is not None:
+        parts.append(f"answer={action.answer}")
+    if action.procedure is not None:
+        parts.append(f"procedure={action.procedure}")
+    return ";".join(parts)
+
+
+class TimerDue(Scheduled):
     """A policy timer in the queue: which contract and action, so its staleness can be read, and
     the event that started it. Its callback is the simulation's one timer handler (no closure is
     made per timer): SimPy calls it with the entry itself."""
@@ -243,6 +274,8 @@ class Recorder:
     #: the events.csv row of each ledger posting (what explains it)
     posting_events: list[int] = field(default_factory=list)
     last_state: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: every declared milestone of every contract as it was opened (``contracts.csv``)
+    contracts: list[tuple] = field(default_factory=list)
 
 
 class Simulation:
@@ -259,7 +292,8 @@ class Simulation:
     ) -> None:
         self.policy = policy
         #: the policy's compiled transition table: every action is decided by it
-        self._decide = machine_for(policy).decide
+        self._machine = machine_for(policy)
+        self._decide = self._machine.decide
         #: a dated pack's versions: when each is in force (days from t = 0), and its machine
         self.versions = policy.versions
         self._version_t: list[float] = []
@@ -311,19 +345,32 @@ class Simulation:
         # counted, so the run can tell when only stale timers are left (see ``_live_pending``)
         self._timers = 0
         self._late = 0
-        self._witness: _TimerDue | None = None  # a pending timer known to be live
+        self._witness: TimerDue | None = None  # a pending timer known to be live
         self._burst_t = -1.0  # actions per contract at the current instant (NoProgress)
         self._burst: dict[str, int] = {}
         self._burst_names: dict[str, int] = {}
         #: called with the NoProgress before it propagates (population turns it into an InputError)
         self.on_no_progress: Callable[[NoProgress], None] | None = None
 
+    def machine(self, c: Contract, action: Action, now: float) -> Any:
+        """The compiled machine that decides ``action`` on ``c`` now: the policy's, or for a dated
+        pack the version's that :meth:`_decide_dated` picks (and records as the deciding one)."""
+        if not self.versions:
+            return self._machine
+        return self._machines[self._version_at(c, action, now)]
+
     def _decide_dated(
         self, c: Contract, action: Action, now: float, clock: Clock, notes: bool = True
     ) -> Outcome:
-        """Decide with the version the pack's ``transition`` names (FORMAT section 8): in force when
-        the contract's offer was sent, when the action's milestone was funded, or now. A decision
-        with no offer sent yet, or no funded milestone, uses the version in force now."""
+        """Decide with the version in force (see :meth:`_version_at`)."""
+        i = self._version_at(c, action, now)
+        self._version_i = i
+        return self._machines[i].decide(c, action, now, clock, notes)
+
+    def _version_at(self, c: Contract, action: Action, now: float) -> int:
+        """The version the pack's ``transition`` names (FORMAT section 8): in force when the
+        contract's offer was sent, when the action's milestone was funded, or now. A decision with
+        no offer sent yet, or no funded milestone, uses the version in force now."""
         mode = self.policy.transition
         t = now
         if mode == "new_contracts":
@@ -333,9 +380,7 @@ class Simulation:
             m = c.by_id.get(action.milestone) if action.milestone is not None else None
             if m is not None and m.funded_at is not None:
                 t = m.funded_at
-        i = bisect.bisect_right(self._version_t, t) - 1
-        self._version_i = i
-        return self._machines[i].decide(c, action, now, clock, notes)
+        return bisect.bisect_right(self._version_t, t) - 1
 
     # -------------------------------------------------------------------------- scheduling
 
@@ -343,19 +388,22 @@ class Simulation:
         """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
         self.env.call_in(delay, Scheduled(callback), URGENT if urgent else NORMAL)
 
-    def _timer(self, cid: str, delay: float, action: Action, cause: tuple[str, float] | None = None) -> None:
+    def _timer(
+        self, cid: str, delay: float, action: Action, cause: tuple[str, float] | None = None
+    ) -> TimerDue:
         """Schedule a policy timer (URGENT: it fires before actions at the same instant).
 
-        ``cause`` is the event that started it, (action, time): its events name it.
+        ``cause`` is the event that started it, (action, time): its events name it. Subclasses
+        (the audit's replay) extend this and :meth:`_timer_fired` to watch the timers.
         """
         self._timers += 1
-        self.env.call_in(delay, _TimerDue(self._on_timer, cid, action, cause), URGENT)
+        return self.env.call_in(delay, TimerDue(self._on_timer, cid, action, cause), URGENT)
 
-    def _timer_fired(self, due: _TimerDue) -> None:
+    def _timer_fired(self, due: TimerDue) -> None:
         self._timers -= 1
         self.act(due.cid, due.action, due.cause)
 
-    def _timer_live(self, due: _TimerDue) -> bool:
+    def _timer_live(self, due: TimerDue) -> bool:
         c = self.contracts.get(due.cid)
         return c is not None and not timer_is_stale(c, due.action)
 
@@ -374,10 +422,10 @@ class Simulation:
         w = self._witness
         if w is not None and w.callbacks is not None and self._timer_live(w):
             return True
-        best: _TimerDue | None = None
+        best: TimerDue | None = None
         best_when = -math.inf
         for when, due in self.env.scheduled():
-            if type(due) is _TimerDue and when > best_when and self._timer_live(due):
+            if type(due) is TimerDue and when > best_when and self._timer_live(due):
                 best, best_when = due, when
         self._witness = best
         return best is not None
@@ -397,6 +445,10 @@ class Simulation:
         if self.policy.milestones.fund_from_balance:  # the client's balance pays first
             c.balances = self.ledger.balances
         self.contracts[c.id] = c
+        if self.rec.keep_events:  # what an audit of events.csv needs: CONTRACTS (FORMAT section 10)
+            self.rec.contracts.extend(
+                (c.id, c.client, c.freelancer, m.id, m.amount, m.due) for m in spec.milestones
+            )
         self.index[c.id] = len(self.order)
         self.order.append(c.id)
         if behaviour is None:  # a declared contract: its accounts exist from t = 0
@@ -463,6 +515,7 @@ class Simulation:
                         c.state,
                         out.keys,
                         cause,
+                        action_args(action, self.policy.digits),
                     )
                 )
                 if self.versions:
@@ -475,12 +528,14 @@ class Simulation:
                     self._machines[self._version_i].policy if self.versions else self.policy, ev
                 )
         moved = False
+        args = action_args(action, self.policy.digits) if keep and cause is None else ""
         for ev in events:
             if ev.postings:
                 moved = True
-                self._record(c, ev, now, cause)
+                self._record(c, ev, now, cause, args)
             elif keep:  # nothing to post: only the event's own row
-                self._record(c, ev, now, cause)
+                self._record(c, ev, now, cause, args)
+            args = ""  # the action's own row is the first; the rest follow from it
         # the contract's escrow, milestone by milestone, is the ledger's once the action's events are
         # all posted (a decision may make several: a release, then a fee returned)
         if moved and c.escrow() != self.ledger.balances.get(c.escrow_account, 0):
@@ -501,6 +556,23 @@ class Simulation:
             self.retire_if_done(c)
         return True
 
+    def act_unguarded(self, cid: str, action: Action) -> bool:
+        """:meth:`act` with the policy's checks skipped (``Machine.decide(guards=False)``): what an
+        audit does after reporting that production did something the pack forbids, so that its
+        replay follows production. The state rules still hold."""
+        saved = self._decide
+
+        def unguarded(c: Contract, a: Action, now: float, clock: Clock, notes: bool = True) -> Outcome:
+            if self.versions:
+                self._version_i = self._version_at(c, a, now)
+            return self.machine(c, a, now).decide(c, a, now, clock, notes, False)
+
+        self._decide = unguarded
+        try:
+            return self.act(cid, action)
+        finally:
+            self._decide = saved
+
     def retire_if_done(self, c: Contract) -> None:
         """Streaming runs: file a finished contract's milestones away and forget the contract."""
         if c.procedure is not None or self.holds.get(c.id) or c.escrow():
@@ -518,7 +590,9 @@ class Simulation:
             self.ledger.fold(f"freelancer:{c.freelancer}:pending")
             self.ledger.fold(f"freelancer:{c.freelancer}:available")
 
-    def _record(self, c: Contract, ev: Emitted, now: float, cause: tuple[str, float] | None = None) -> None:
+    def _record(
+        self, c: Contract, ev: Emitted, now: float, cause: tuple[str, float] | None = None, args: str = ""
+    ) -> None:
         led = self.ledger
         if led.keep_postings and ev.postings:  # each posting's row in events.csv (written next)
             self.rec.posting_events.extend([len(self.rec.events)] * sum(1 for p in ev.postings if p[3]))
@@ -558,6 +632,7 @@ class Simulation:
                     c.state,
                     ev.keys,
                     cause if ev.actor == "platform" else None,
+                    args,
                 )
             )
             if self.versions:

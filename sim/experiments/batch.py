@@ -145,6 +145,12 @@ class Result:
         return self._concat("milestones")
 
     @cached_property
+    def contracts(self) -> pd.DataFrame:
+        """One row per milestone as its contract was opened: contract, client, freelancer,
+        milestone, amount, due (the CONTRACTS an audit of ``events`` reads)."""
+        return self._concat("contracts")
+
+    @cached_property
     def balances(self) -> pd.DataFrame:
         """Balance of every account kind over time (minor units)."""
         return self._concat("balances")
@@ -308,8 +314,8 @@ class Result:
     def write(
         self, out_dir: str | Path, *, force: bool = False, report: bool = False, source: str = "<out_dir>"
     ) -> Path:
-        """Write events.csv, ledger.csv, milestones.csv, balances.csv and summary.json (and with
-        ``report``, the charts and report.html) into ``out_dir``, all or nothing.
+        """Write events.csv, ledger.csv, contracts.csv, milestones.csv, balances.csv and summary.json
+        (and with ``report``, the charts and report.html) into ``out_dir``, all or nothing.
 
         The files go into a temporary sibling folder renamed into place at the end, so a failed
         write leaves the previous outputs whole. ``out_dir`` must be new, empty or a folder this
@@ -333,11 +339,12 @@ class Result:
         d = self.digits
         header_only = self.events_requested == "none"
         # with events="none" these two hold their header only: the files of FORMAT.md always exist
-        events, ledger = self.events, self.ledger
+        events, ledger, contracts = self.events, self.ledger, self.contracts
         if header_only:
-            events, ledger = events.iloc[0:0], ledger.iloc[0:0]
+            events, ledger, contracts = events.iloc[0:0], ledger.iloc[0:0], contracts.iloc[0:0]
         write_csv(events, folder / "events.csv", d)
         write_csv(ledger, folder / "ledger.csv", d)
+        write_csv(contracts, folder / "contracts.csv", d)
         write_csv(self.milestones, folder / "milestones.csv", d)
         write_csv(self.balances, folder / "balances.csv", d)
         write_json(self.summary(), folder / "summary.json")
