@@ -1,0 +1,273 @@
+"""Audits of event logs against packs (FORMAT section 10): round trips and each kind of deviation.
+
+A run's own ``events.csv`` and ``contracts.csv`` audited against its pack find nothing, for every
+scripted scenario in ``scenarios/`` and for population runs; each kind of deviation injected into
+a log is found once, with its money at stake to the cent, and nothing else is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sim
+from sim.analysis.tables import write_csv
+from sim.app.cli import main
+from sim.audit.replay import audit
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTED = sorted(
+    p
+    for p in (ROOT / "scenarios").rglob("*.yaml")
+    if p.parent.name not in ("populations", "markets", "audit") and not p.name.startswith("_")
+)
+POPULATIONS = [
+    ROOT / "scenarios/populations/marketplace_year.yaml",
+    ROOT / "scenarios/populations/marketplace_year_2026.yaml",
+    ROOT / "scenarios/populations/review_window_change_2027.yaml",
+    ROOT / "scenarios/audit/marketplace.yaml",
+]
+
+
+def _write_run(result: sim.Result, folder: Path) -> tuple[Path, Path]:
+    digits = result.scenario.policy.digits
+    write_csv(result.events, folder / "events.csv", digits)
+    write_csv(result.contracts, folder / "contracts.csv", digits)
+    return folder / "events.csv", folder / "contracts.csv"
+
+
+def _audit_run(result: sim.Result, folder: Path, **kwargs) -> pd.DataFrame:
+    log, contracts = _write_run(result, folder)
+    sc = result.scenario
+    return audit(log, contracts, sc.policy, start=sc.start, **kwargs).frame()
+
+
+def _is_scripted(path: Path) -> bool:
+    try:
+        return not sim.load_scenario(path).is_population
+    except sim.InputError:
+        return False  # a deliberately broken example is not a log anyone could audit
+
+
+@pytest.mark.parametrize("path", [p for p in SCRIPTED if _is_scripted(p)], ids=lambda p: p.stem)
+def test_a_scripted_runs_own_log_conforms_to_its_pack(path, tmp_path):
+    result = sim.run(path)
+    found = _audit_run(result, tmp_path)
+    assert found.empty, found[["time", "contract", "kind", "expected", "found"]].to_string()
+
+
+@pytest.mark.parametrize("path", POPULATIONS, ids=lambda p: p.stem)
+def test_a_population_runs_own_log_conforms_to_its_pack(path, tmp_path):
+    sc = sim.load_scenario(path)
+    sc = dataclasses.replace(sc, until=min(sc.until or 45.0, 45.0), replications=1)
+    result = sim.run(sc, replications=1, events="full")
+    assert len(result.events) > 1000  # a real log: offers, fundings, reviews, refunds, disputes
+    found = _audit_run(result, tmp_path)
+    assert found.empty, found[["time", "contract", "kind", "expected", "found"]].to_string()
+
+
+# ------------------------------------------------------------------------------ one deviation each
+
+AUTO = ROOT / "scenarios/upwork/auto_approve_after_silence.yaml"  # submit 5d, auto_approve 19d, 500.00
+ONE_AT_A_TIME = ROOT / "scenarios/upwork/one_milestone_funded_at_a_time.yaml"
+REFUND = ROOT / "scenarios/upwork/refund_by_silence_after_7_days.yaml"
+
+
+def _log(path: Path, folder: Path) -> tuple[pd.DataFrame, Path, sim.Scenario]:
+    result = sim.run(path)
+    log, contracts = _write_run(result, folder)
+    return pd.read_csv(log, dtype=str, keep_default_na=False), contracts, result.scenario
+
+
+def _found(df: pd.DataFrame, contracts: Path, sc: sim.Scenario, folder: Path, **kwargs) -> pd.DataFrame:
+    df = df.assign(_t=df["time"].astype(float)).sort_values("_t", kind="stable").drop(columns="_t")
+    df.to_csv(folder / "log.csv", index=False)
+    return audit(folder / "log.csv", contracts, sc.policy, start=sc.start, **kwargs).frame()
+
+
+def _row(**values: str) -> dict[str, str]:
+    base = {"outcome": "accepted", "milestone": "", "amount": "0.00", "args": ""}
+    return {**base, **values}
+
+
+def _add(df: pd.DataFrame, **values: str) -> pd.DataFrame:
+    return pd.concat([df, pd.DataFrame([_row(**values)])], ignore_index=True).fillna("")
+
+
+def test_a_missing_auto_release_is_found_once_with_its_money(tmp_path):
+    df, contracts, sc = _log(AUTO, tmp_path)
+    # production never released at 19d; the client approved by hand at 25d
+    df = df[df["action"] != "auto_approve"]
+    df = _add(df, time="25", contract="c1", milestone="m1", actor="client", action="approve", amount="500.00")
+    found = _found(df, contracts, sc, tmp_path)
+    assert found[["time", "contract", "milestone", "kind", "at_stake"]].values.tolist() == [
+        [19.0, "c1", "m1", "missing_automatic", 50000]
+    ]
+    assert found.loc[0, "policy_keys"].split(";")[0] == "review.window"
+    assert found.loc[0, "source"].startswith("rules/upwork.yaml:14:")
+
+
+def test_a_log_that_ends_before_the_timer_is_not_missing_anything(tmp_path):
+    df, contracts, sc = _log(AUTO, tmp_path)
+    assert _found(df[df["action"] != "auto_approve"], contracts, sc, tmp_path).empty  # it ends at 5d
+
+
+@pytest.mark.parametrize(("shift", "kind"), [(2.0, "late"), (-3.0, "early"), (0.5 / 24, None)])
+def test_an_auto_release_off_its_time_is_late_or_early_beyond_the_tolerance(tmp_path, shift, kind):
+    df, contracts, sc = _log(AUTO, tmp_path)
+    i = df.index[df["action"] == "auto_approve"][0]
+    df.loc[i, "time"] = repr(19.0 + shift)
+    found = _found(df, contracts, sc, tmp_path)
+    if kind is None:  # half an hour: within the default hour
+        assert found.empty
+        return
+    assert found[["time", "kind", "at_stake"]].values.tolist() == [[19.0 + shift, kind, 50000]]
+    assert found.loc[0, "expected"] == "auto_approve at 19d"
+
+
+def test_the_tolerance_decides_what_is_late(tmp_path):
+    df, contracts, sc = _log(AUTO, tmp_path)
+    i = df.index[df["action"] == "auto_approve"][0]
+    df.loc[i, "time"] = "21"
+    assert _found(df, contracts, sc, tmp_path, tolerance=3.0).empty
+    assert _found(df, contracts, sc, tmp_path, tolerance=1.0)["kind"].tolist() == ["late"]
+
+
+def test_a_refund_paid_before_its_window_ended_is_early(tmp_path):
+    df, contracts, sc = _log(REFUND, tmp_path)
+    i = df.index[df["action"] == "auto_refund"][0]
+    t = float(df.loc[i, "time"])
+    df.loc[i, "time"] = repr(t - 2)
+    found = _found(df, contracts, sc, tmp_path)
+    assert found[["kind", "at_stake"]].values.tolist() == [
+        ["early", int(round(float(df.loc[i, "amount"]) * 100))]
+    ]
+    assert found.loc[0, "policy_keys"].startswith("refund.response_window")
+
+
+def test_a_second_milestone_funded_while_one_is_active_is_rejected_by_policy(tmp_path):
+    df, contracts, sc = _log(ONE_AT_A_TIME, tmp_path)
+    # the log funds m2 at 2d and production accepted it; the rest of the log follows from that
+    df = df[~((df["milestone"] == "m2") & (df["action"] == "fund"))]
+    df = _add(df, time="2", contract="c1", milestone="m2", actor="client", action="fund", amount="250.00")
+    found = _found(df, contracts, sc, tmp_path)
+    assert found[["time", "milestone", "kind", "rule", "at_stake"]].values.tolist() == [
+        [2.0, "m2", "rejected_by_policy", "one_at_a_time", 25000]
+    ]
+    assert found.loc[0, "policy_keys"] == "milestones.funding"
+    assert "milestone m1 is funded" in found.loc[0, "expected"]
+
+
+def test_a_wrong_amount_and_a_wrong_escrow_balance_are_mismatches(tmp_path):
+    df, contracts, sc = _log(AUTO, tmp_path)
+    df["escrow"] = ["0.00", "500.00", "500.00", "500.00", "0.00"]
+    assert _found(df, contracts, sc, tmp_path).empty
+    df.loc[df["action"] == "auto_approve", "amount"] = "450.00"
+    df.loc[df["action"] == "submit", "escrow"] = "499.99"
+    found = _found(df, contracts, sc, tmp_path)
+    assert found[["time", "kind", "at_stake"]].values.tolist() == [
+        [5.0, "balance_mismatch", 1],
+        [19.0, "amount_mismatch", 5000],
+    ]
+
+
+def test_an_automatic_event_no_timer_explains_is_unexpected(tmp_path):
+    df, contracts, sc = _log(ONE_AT_A_TIME, tmp_path)
+    df = _add(
+        df, time="8", contract="c1", milestone="m1", actor="platform", action="auto_approve", amount="500.00"
+    )
+    found = _found(df, contracts, sc, tmp_path)
+    assert found[["time", "kind", "at_stake"]].values.tolist() == [[8.0, "unexpected_automatic", 50000]]
+
+
+def test_a_refusal_in_the_log_that_the_pack_allows_is_rejected_in_log(tmp_path):
+    df, contracts, sc = _log(AUTO, tmp_path)
+    df.loc[df["action"] == "submit", "outcome"] = "rejected"
+    found = _found(df[df["action"] != "auto_approve"], contracts, sc, tmp_path)
+    assert found[["time", "kind"]].values.tolist() == [[5.0, "rejected_in_log"]]
+
+
+# ------------------------------------------------------------------------------ the worked example
+
+EXAMPLE = ROOT / "scenarios/audit"
+
+
+def test_the_example_finds_exactly_what_make_log_injected(tmp_path):
+    code = main(
+        [
+            "audit",
+            str(EXAMPLE / "production_log.csv"),
+            "--contracts",
+            str(EXAMPLE / "contracts.csv"),
+            "--policy",
+            "upwork",
+            "--mapping",
+            str(EXAMPLE / "mapping.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-charts",
+        ]
+    )
+    assert code == 1
+    found = pd.read_csv(tmp_path / "out/audit.csv", dtype=str, keep_default_na=False)
+    injected = pd.read_csv(EXAMPLE / "injected.csv", dtype=str, keep_default_na=False)
+    key = ["kind", "contract", "milestone", "at_stake"]
+    assert sorted(map(tuple, found[key].values)) == sorted(map(tuple, injected[key].values))
+    assert sorted(found["time"].astype(float).round(6)) == sorted(injected["time"].astype(float).round(6))
+    assert set(found["kind"]) == {
+        "missing_automatic",
+        "late",
+        "early",
+        "rejected_by_policy",
+        "amount_mismatch",
+        "balance_mismatch",
+        "unexpected_automatic",
+    }
+
+
+def test_the_example_clean_log_conforms(tmp_path):
+    code = main(
+        [
+            "audit",
+            str(EXAMPLE / "clean_log.csv"),
+            "--contracts",
+            str(EXAMPLE / "contracts.csv"),
+            "--policy",
+            "upwork",
+            "--mapping",
+            str(EXAMPLE / "mapping.yaml"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "out/audit.html").read_text(encoding="utf-8").count(
+        "The log conforms to the pack."
+    ) == 1
+
+
+def test_make_log_writes_the_committed_files_byte_for_byte(tmp_path):
+    subprocess.run(
+        [sys.executable, str(EXAMPLE / "make_log.py"), "--out", str(tmp_path)], check=True, cwd=tmp_path
+    )
+    for name in ("contracts.csv", "clean_log.csv", "production_log.csv", "injected.csv"):
+        assert filecmp.cmp(tmp_path / name, EXAMPLE / name, shallow=False), name
+
+
+def test_a_big_log_streams_in_chunks_with_the_same_findings(tmp_path):
+    from sim.audit.log import Mapping, load_mapping
+
+    mapping: Mapping = load_mapping(EXAMPLE / "mapping.yaml")
+    policy = sim.load_policy("upwork")
+    whole = audit(EXAMPLE / "production_log.csv", EXAMPLE / "contracts.csv", policy, mapping=mapping).frame()
+    small = audit(
+        EXAMPLE / "production_log.csv", EXAMPLE / "contracts.csv", policy, mapping=mapping, chunk_rows=97
+    ).frame()
+    pd.testing.assert_frame_equal(whole, small)
+    assert len(whole) == 7
