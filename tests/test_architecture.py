@@ -29,7 +29,7 @@ LAYERS: dict[str, list[str]] = {
     "behaviour": ["population"],
     "analysis": ["tables", "expect", "explain"],
     "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired", "transition"],
-    "audit": ["log", "replay"],
+    "audit": ["log", "replay", "spec"],
     "viz": ["plots", "market_charts", "diagram", "policy_diagram", "report_text", "report", "audit_report"],
     "app": ["cli", "pytest_plugin"],
 }

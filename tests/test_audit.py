@@ -269,3 +269,57 @@ def test_a_big_log_streams_in_chunks_with_the_same_findings(tmp_path):
     ).frame()
     pd.testing.assert_frame_equal(whole, small)
     assert len(whole) == 7
+
+
+# ------------------------------------------------------------------------------ audit files
+
+pytest_plugins = ["pytester"]
+
+
+def _audit_file(folder: Path, expect: str) -> Path:
+    import shutil
+
+    for name in ("production_log.csv", "contracts.csv", "mapping.yaml"):
+        shutil.copy(EXAMPLE / name, folder / name)
+    path = folder / "nightly_audit.yaml"
+    path.write_text(
+        "audit:\n  log: production_log.csv\n  contracts: contracts.csv\n  policy: upwork\n"
+        f"  mapping: mapping.yaml\n  expect:\n{expect}",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_pytest_collects_audit_files_and_names_the_expectation_that_failed(pytester):
+    _audit_file(pytester.path, "    findings: 7\n    by_kind: {late: 1, early: 2}\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "nightly_audit.yaml:8: expected 2 early, found 1" in out
+    assert "expected 0 missing_automatic, found 1" in out  # a kind not listed: none expected
+    assert "expected 7 finding(s)" not in out  # the total was right
+
+
+def test_pytest_passes_an_audit_file_whose_findings_are_as_expected(pytester):
+    _audit_file(
+        pytester.path,
+        "    findings: 7\n    at_stake: '2561.04'\n",
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_the_cli_test_command_runs_audit_files(tmp_path, capsys):
+    path = _audit_file(tmp_path, "    findings: 0\n")
+    assert main(["test", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:7: expected 0 finding(s), found 7" in out
+
+
+def test_an_audit_file_with_a_typo_is_bad_input_at_its_line(tmp_path, capsys):
+    path = _audit_file(tmp_path, "    findigs: 0\n")
+    assert main(["test", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"error: {path}:7:5: audit.expect.findigs: unknown key 'findigs' (did you mean 'findings'?); "
+        "allowed: findings, by_kind, at_stake\n"
+    )

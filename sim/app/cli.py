@@ -594,6 +594,13 @@ def scenario_files(paths: Sequence[str]) -> list[Path]:
     return found
 
 
+def _is_mapping(data: Any) -> bool:
+    """An audit's mapping file: only the keys of a mapping (``columns``, ``actions``, ...)."""
+    from ..audit.log import MAPPING_SECTIONS
+
+    return isinstance(data, dict) and bool(data) and all(k in MAPPING_SECTIONS for k in data)
+
+
 def _is_pack(data: Any) -> bool:
     return isinstance(data, dict) and "scenario" not in data and "policy" in data
 
@@ -611,13 +618,32 @@ def _cmd_test(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
 
     named = {Path(p) for p in paths if not Path(p).is_dir()}
     files = scenario_files(paths)
-    failed = passed = invalid = packs = empty = 0
+    failed = passed = invalid = packs = empty = mappings = 0
     for path in files:
         try:
             doc = load_file(path)
             if _is_pack(doc.data):
                 load_policy(str(path), allow=allow)
                 packs += 1
+                continue
+            if _is_mapping(doc.data):  # an audit's mapping of a log's names: checked, nothing to run
+                from ..audit.log import load_mapping
+
+                load_mapping(path)
+                mappings += 1
+                continue
+            if isinstance(doc.data, dict) and "audit" in doc.data:  # an audit file (FORMAT section 10)
+                from ..audit.spec import load_audit_file, run_audit_file
+
+                _audit, failures = run_audit_file(load_audit_file(path, allow=allow))
+                if failures:
+                    failed += 1
+                    _say(f"FAIL {path} (audit)")
+                    for line in failures:
+                        _say("  " + line)
+                else:
+                    passed += 1
+                    _say(f"ok   {path} (audit: {len(_audit.findings)} finding(s) as expected)")
                 continue
             scenario = load_scenario(path, allow=allow)
             _warn(scenario)
@@ -646,6 +672,8 @@ def _cmd_test(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
         tail.append(f", {empty} without expectations")
     if packs:
         tail.append(f", {packs} policy pack(s) valid")
+    if mappings:
+        tail.append(f", {mappings} mapping file(s) valid")
     _say(f"{passed} passed, {failed} failed" + "".join(tail))
     if invalid:
         return EXIT_INPUT
@@ -669,6 +697,14 @@ def _cmd_validate(paths: Sequence[str], allow: tuple[Path, ...] = ()) -> int:
             doc = load_file(path)
             if _is_pack(doc.data):
                 load_policy(str(path), allow=allow)
+            elif _is_mapping(doc.data):
+                from ..audit.log import load_mapping
+
+                load_mapping(path)
+            elif isinstance(doc.data, dict) and "audit" in doc.data:
+                from ..audit.spec import load_audit_file
+
+                load_audit_file(path, allow=allow)
             else:
                 _warn(load_scenario(path, allow=allow))
             count += 1

@@ -1,4 +1,5 @@
-"""pytest plugin: every scenario YAML file with ``expect:`` becomes a test item.
+"""pytest plugin: every scenario YAML file with ``expect:`` becomes a test item, and so does every
+audit file (``audit:`` with ``expect:``, FORMAT section 10).
 
 Installed with the package (entry point ``pytest11``), so ``pytest scenarios/`` collects a
 regression suite without any conftest. A failing item reads like ``milestone-sim test``: each
@@ -16,6 +17,8 @@ import pytest
 
 _EXPECT = re.compile(r"^expect\s*:", re.MULTILINE)
 _SCENARIO = re.compile(r"^scenario\s*:", re.MULTILINE)
+_AUDIT = re.compile(r"^audit\s*:", re.MULTILINE)
+_AUDIT_EXPECT = re.compile(r"^\s+expect\s*:", re.MULTILINE)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -30,7 +33,39 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
         return None
     if _EXPECT.search(head) and _SCENARIO.search(head):
         return ScenarioFile.from_parent(parent, path=file_path)
+    if _AUDIT.search(head) and _AUDIT_EXPECT.search(head):
+        return AuditFileCollector.from_parent(parent, path=file_path)
     return None
+
+
+class AuditFileCollector(pytest.File):
+    """An audit file (``audit:`` with ``expect:``): one item that audits its log."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield AuditItem.from_parent(self, name="audit")
+
+
+class AuditItem(pytest.Item):
+    """Audits the file's log against its pack and checks the expected findings."""
+
+    def runtest(self) -> None:
+        from ..audit.spec import load_audit_file, run_audit_file
+        from ..core.yamlio import InputError
+
+        try:
+            _result, failures = run_audit_file(load_audit_file(self.path))
+        except InputError as exc:
+            raise ScenarioFailure("invalid audit file:\n" + str(exc)) from None
+        if failures:
+            raise ScenarioFailure("\n".join(failures))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"audit: {self.path.name}"
 
 
 class ScenarioFile(pytest.File):

@@ -39,6 +39,8 @@ MAX_LOG_BYTES = 64 * 1024**3
 MAX_CONTRACTS_BYTES = 2 * 1024**3
 MAX_CELL = 4096
 CHUNK_ROWS = 100_000
+#: the keys of a mapping file
+MAPPING_SECTIONS = ("columns", "actions", "actors", "ignore", "contract_columns")
 _ARG_KEYS = ("amount", "due", "position", "order", "release", "refund", "answer", "procedure")
 
 
@@ -76,7 +78,7 @@ def load_mapping(path: str | Path) -> Mapping:
     doc = load_file(path)
     data = doc.data
     problems: list[Problem] = []
-    sections = ("columns", "actions", "actors", "ignore", "contract_columns")
+    sections = MAPPING_SECTIONS
     if not isinstance(data, dict):
         raise InputError([doc.problem((), f"a mapping file is a mapping of {', '.join(sections)}")])
     for key in data:
