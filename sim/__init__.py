@@ -53,6 +53,44 @@ Result.plotter = _plotter
 Result.reporter = _reporter
 PacksResult.charter = _charter
 
+
+def audit_log(log: str | Path, contracts: str | Path, policy: str | Policy, **options: Any) -> Any:
+    """Replay a marketplace's event log against a pack (FORMAT section 10): an ``AuditResult``
+    with ``frame()`` (audit.csv's rows), ``by_rule()``, ``summary()`` and ``conforms``.
+
+    ``options``: ``tolerance`` (days), ``start`` (a date), ``mapping`` (a path to a mapping file
+    or a ``sim.audit.log.Mapping``), ``chunk_rows``. (Not ``sim.audit``: that is the subpackage.)
+    """
+    from pathlib import Path as _Path
+
+    from .audit.log import Mapping, load_mapping
+    from .audit.replay import audit as _audit
+
+    mapping = options.pop("mapping", None)
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = load_mapping(_Path(mapping))
+    pack = load_policy(policy) if isinstance(policy, str) else policy
+    return _audit(log, contracts, pack, mapping=mapping, **options)
+
+
+def calibrate(log: str | Path, contracts: str | Path, policy: str | Policy, **options: Any) -> Any:
+    """Estimate a population from a marketplace's event log (FORMAT section 10): a
+    ``Calibration`` with ``yaml()`` (the population file's text), ``fits`` and ``mixes``.
+
+    ``options``: ``start`` (a date), ``mapping`` (a path or a ``Mapping``).
+    """
+    from pathlib import Path as _Path
+
+    from .audit.calibrate import calibrate as _calibrate
+    from .audit.log import Mapping, load_mapping
+
+    mapping = options.pop("mapping", None)
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = load_mapping(_Path(mapping))
+    pack = load_policy(policy) if isinstance(policy, str) else policy
+    return _calibrate(log, contracts, pack, mapping=mapping, **options)
+
+
 __all__ = [
     "CompareResult",
     "InputError",
@@ -62,6 +100,8 @@ __all__ = [
     "Scenario",
     "SweepResult",
     "__version__",
+    "audit_log",
+    "calibrate",
     "compare",
     "load_policy",
     "load_scenario",
