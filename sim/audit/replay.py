@@ -177,6 +177,8 @@ class Replay(_Engine):
             ):
                 self.finished[cid] = c.state
                 del self.contracts[cid]
+                self.index.pop(cid, None)
+                self.ledger.close(c.escrow_account)
                 self._pending.pop(cid, None)
                 self._deferred.pop(cid, None)
                 self._auto_rows.pop(cid, None)
