@@ -182,3 +182,25 @@ def test_calibrating_the_calibrated_populations_output_recovers_its_parameters(t
     for key in ("mean", "cv"):  # the second fit's interval holds what the first wrote
         assert fit2.intervals[key][0] <= fit1.params[key] <= fit2.intervals[key][1], key
     assert fit2.family == "gamma"
+
+
+def test_amounts_no_family_fits_are_written_as_an_empirical_distribution(tmp_path):
+    (tmp_path / "flat.yaml").write_text(
+        KNOWN.replace("{lognormal: {median: 250, sigma: 0.9}}", "{uniform: {low: 100, high: 1000}}"),
+        encoding="utf-8",
+    )
+    result = sim.run(tmp_path / "flat.yaml", events="full")
+    write_csv(result.events, tmp_path / "events.csv")
+    write_csv(result.contracts, tmp_path / "contracts.csv")
+    out = tmp_path / "pop.yaml"
+    argv = ["calibrate", str(tmp_path / "events.csv"), "--contracts", str(tmp_path / "contracts.csv")]
+    assert main([*argv, "--policy", "upwork", "--out", str(out), "--no-charts"]) == 0
+    amount = next(line for line in out.read_text(encoding="utf-8").splitlines() if "amount:" in line)
+    assert amount.startswith("    amount: {empirical: {file: pop_data.csv, column: amount}}   # n=")
+    assert "no family fits" in amount
+    data = (tmp_path / "pop_data.csv").read_text(encoding="utf-8").splitlines()
+    assert data[0] == "count,amount" and len(data) - 1 == len(result.contracts)
+    sc = sim.load_scenario(out)  # the written file and its CSV make a population that runs
+    rerun = sim.run(dataclasses.replace(sc, until=10.0), replications=1)
+    amounts = rerun.milestones["amount"] / 100
+    assert amounts.min() >= 100 and amounts.max() <= 1000

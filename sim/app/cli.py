@@ -503,7 +503,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         mapping = mapping.with_columns(auditlog.parse_map_options(args.map))
     policy = load_policy(args.policy, base=Path.cwd(), allow=_allowed(args))
     cal = calibrate(args.log, args.contracts, policy, mapping=mapping, start=start)
+    cal.data_name = f"{out.stem}_data.csv"
+    data = cal.data_file()  # the empirical count or amounts, when no family fits them
+    data_path = out.with_name(cal.data_name)
+    if data is not None and data_path.exists() and not args.force:
+        raise InputError([Problem(source, None, None, f"{data_path} exists: give --force to replace it")])
     text = cal.yaml()
+    if data is not None:
+        replace_file(data_path, lambda tmp: tmp.write_text(data, encoding="utf-8", newline="\n"))
     scenario_from_data(load_text(text, str(out)).data, out)  # a valid population scenario, or a bug
     replace_file(out, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n"))
     if not args.no_charts:
@@ -512,7 +519,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         page = render_html(cal)
         replace_file(html_path, lambda tmp: tmp.write_text(page, encoding="utf-8", newline="\n"))
     _say(cal.summary_text())
-    _say(f"written: {out}" + ("" if args.no_charts else f" and {html_path}"))
+    written = [
+        str(out),
+        *([str(data_path)] if data is not None else []),
+        *([] if args.no_charts else [str(html_path)]),
+    ]
+    _say(f"written: {', '.join(written)}")
     return EXIT_OK
 
 

@@ -35,6 +35,9 @@ from .log import LogReader, Mapping, read_contracts
 
 FAMILIES = ("exponential", "lognormal", "gamma")
 Z95 = 1.959963984540054
+#: below this goodness-of-fit p-value no family fits: the milestone count or amounts are written
+#: as an empirical distribution (a CSV beside the population file)
+FIT_P = 0.001
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -428,7 +431,34 @@ class Calibration:
     amount: Fit | None
     log: str
     start: dt.date | None
-    notes: list[str] = field(default_factory=list)
+    #: goodness of fit: the count's chi-square p and the amounts' Kolmogorov-Smirnov p
+    count_p: float = 1.0
+    amount_p: float = 1.0
+    #: where an empirical count or amount distribution is read from (``data_file()`` writes it)
+    data_name: str = "population_data.csv"
+
+    @property
+    def empirical(self) -> dict[str, np.ndarray]:
+        """What no family fits, as its data: ``count`` and/or ``amount`` (major units)."""
+        out: dict[str, np.ndarray] = {}
+        if self.count_p < FIT_P:
+            out["count"] = np.asarray(self.obs.counts, dtype=float)
+        if self.amount is None or self.amount_p < FIT_P:
+            out["amount"] = np.asarray(self.obs.amounts, dtype=np.int64)
+        return out
+
+    def data_file(self) -> str | None:
+        """The CSV of the empirical distributions (columns ``count`` and ``amount``), or None."""
+        emp = self.empirical
+        if not emp:
+            return None
+        d = self.policy.digits
+        counts = [f"{int(v)}" for v in emp.get("count", [])]
+        amounts = [format_money(int(v), d) for v in emp.get("amount", [])]
+        rows = ["count,amount"]
+        for i in range(max(len(counts), len(amounts))):
+            rows.append(f"{counts[i] if i < len(counts) else ''},{amounts[i] if i < len(amounts) else ''}")
+        return "\n".join(rows) + "\n"
 
     def yaml(self) -> str:
         """The population scenario, every value commented with where it came from."""
@@ -492,11 +522,47 @@ def calibrate(
     count_mean = _clipped_poisson(counts)
     amounts = np.asarray(obs.amounts, dtype=float) / 10**policy.digits
     amount = fit_delay("milestones.amount", amounts)
+    amount_p = 0.0
     if amount is not None:
         amount.unit = "money"
+        amount_p = float(stats.kstest(amounts, amount.frozen().cdf).pvalue)
+    count_p = _count_fit(counts, count_mean[0])
     if start is None and obs.origin is not None:
         start = obs.origin.date()
-    return Calibration(policy, obs, fits, mixes, (n / span, low, high), count_mean, amount, str(log), start)
+    return Calibration(
+        policy,
+        obs,
+        fits,
+        mixes,
+        (n / span, low, high),
+        count_mean,
+        amount,
+        str(log),
+        start,
+        count_p,
+        amount_p,
+    )
+
+
+def _count_fit(counts: np.ndarray, lam: float) -> float:
+    """Chi-square goodness of fit of ``max(1, Poisson(lam))`` to the counts (cells merged from the
+    top until each expects at least 5)."""
+    if len(counts) < 10:
+        return 1.0
+    top = int(counts.max())
+    k = np.arange(1, top + 1)
+    probs = stats.poisson.pmf(k, lam)
+    probs[0] += stats.poisson.pmf(0, lam)
+    probs[-1] += stats.poisson.sf(top, lam)
+    seen = np.array([(counts == v).sum() for v in k], dtype=float)
+    expected = probs * len(counts)
+    while len(expected) > 2 and expected[-1] < 5:
+        expected[-2] += expected[-1]
+        seen[-2] += seen[-1]
+        expected, seen = expected[:-1], seen[:-1]
+    if len(expected) < 3:
+        return 1.0
+    return float(stats.chisquare(seen, expected, ddof=1).pvalue)
 
 
 def _clipped_poisson(counts: np.ndarray) -> tuple[float, float, float]:
@@ -588,12 +654,27 @@ def _yaml(cal: Calibration) -> str:
     )
     lam, lo, hi = cal.count_mean
     lines.append("  milestones:")
-    lines.append(
-        f"    count: {{poisson: {{mean: {_num(lam)}}}, minimum: 1}}   # n={len(obs.counts):,} contracts; "
-        f"mean 95% CI [{_num(lo)}, {_num(hi)}] (a 0 counts as 1)"
-    )
-    if cal.amount is not None:
-        lines.append(f"    amount: {_dist(cal.amount, p.digits)}   # {_why(cal.amount)}")
+    emp = cal.empirical
+    if "count" in emp:
+        lines.append(
+            f"    count: {{empirical: {{file: {cal.data_name}, column: count}}}}   # n={len(obs.counts):,} "
+            f"contracts; no Poisson fits (chi-square p={cal.count_p:.2g})"
+        )
+    else:
+        lines.append(
+            f"    count: {{poisson: {{mean: {_num(lam)}}}, minimum: 1}}   # n={len(obs.counts):,} contracts; "
+            f"mean 95% CI [{_num(lo)}, {_num(hi)}] (a 0 counts as 1); chi-square p={cal.count_p:.2g}"
+        )
+    if "amount" in emp:
+        best = f"; the best family, {cal.amount.family}, has KS p={cal.amount_p:.2g}" if cal.amount else ""
+        lines.append(
+            f"    amount: {{empirical: {{file: {cal.data_name}, column: amount}}}}   "
+            f"# n={len(obs.amounts):,}; no family fits{best}"
+        )
+    elif cal.amount is not None:
+        lines.append(
+            f"    amount: {_dist(cal.amount, p.digits)}   # {_why(cal.amount)}; KS p={cal.amount_p:.2g}"
+        )
     lines.append("  client:")
     _delay(lines, fits, "client.fund_delay", "fund_delay", 4)
     if "client.withdraw.delay" in fits:
