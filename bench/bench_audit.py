@@ -3,8 +3,8 @@
 The log is the audit example's clean log (scenarios/audit/clean_log.csv, in our own names) played
 over and over: copy k has its contracts renamed ``c17~k`` and its times shifted by k x 60 days
 (only the contracts the base log finishes are copied, so the log conforms and the audit must
-find nothing). The parties are the same in every copy (a marketplace's clients come back). Each size is audited
-in a fresh process, so its peak RSS is its own: bounded memory shows as a peak that does not
+find nothing). The parties are the same in every copy (a marketplace's clients come back). Each
+size is audited in a fresh process, so its peak RSS is its own: bounded memory shows as a peak that does not
 grow with the number of rows (it grows with the contracts in flight and the contracts list).
 
     python bench/bench_audit.py [1000000 10000000]
@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     sizes = [int(a) for a in argv] or [1_000_000, 10_000_000]
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         for rows in sizes:
-            log, contracts, copies = write_log(rows, Path(tmp))
+            log, contracts, _copies = write_log(rows, Path(tmp))
             out = subprocess.run(
                 [sys.executable, "-c", CHILD, str(log), str(contracts)],
                 check=True,
