@@ -376,22 +376,25 @@ class LogReader:
         m = self.mapping
         theirs = {m.columns.get(c, c): c for c in (*REQUIRED, *OPTIONAL)}
         problems = []
+        hinted: set[str] = set()
         for i, col in enumerate(header):
             if col in theirs or col in IGNORED or col in m.ignore:
                 continue
             hint = difflib.get_close_matches(col, list(theirs), n=1)
+            hinted.update(theirs[h] for h in hint)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             problems.append(
                 Problem(
                     self.name,
                     1,
                     i + 1,
-                    f"unknown column {col!r}{extra}: rename it with --map OURS={col} or a mapping file's "
-                    "columns:, or list it under ignore:",
+                    f"unknown column {col!r}{extra}: rename it with --map "
+                    f"{theirs[hint[0]] if hint else 'OURS'}={col} or a mapping file's columns:, or list it "
+                    "under ignore:",
                 )
             )
         for ours in REQUIRED:
-            if m.columns.get(ours, ours) not in header:
+            if m.columns.get(ours, ours) not in header and ours not in hinted:  # a typo: said above
                 problems.append(Problem(self.name, 1, None, f"required column {ours!r} is missing"))
         if problems:
             raise InputError(problems)
