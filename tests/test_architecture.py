@@ -27,10 +27,19 @@ LAYERS: dict[str, list[str]] = {
     "inputs": ["distributions", "population_spec", "scenario"],
     "engine": ["environment", "simulation"],
     "behaviour": ["population"],
-    "analysis": ["tables", "expect", "explain"],
+    "analysis": ["aging", "tables", "expect", "explain"],
     "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired", "transition"],
-    "audit": ["log", "replay", "spec"],
-    "viz": ["plots", "market_charts", "diagram", "policy_diagram", "report_text", "report", "audit_report"],
+    "audit": ["log", "replay", "spec", "calibrate"],
+    "viz": [
+        "plots",
+        "market_charts",
+        "diagram",
+        "policy_diagram",
+        "report_text",
+        "report",
+        "audit_report",
+        "calibration_report",
+    ],
     "app": ["cli", "pytest_plugin"],
 }
 #: the top: ``sim/__init__.py`` (the public API, which wires the layers) and ``python -m sim``

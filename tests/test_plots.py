@@ -290,10 +290,11 @@ def test_dispute_queue_plots_every_replication(population: sim.Result) -> None:
 
 
 def test_applicable_charts(disputed: sim.Result, resubmitted: sim.Result, population: sim.Result) -> None:
-    assert plots.applicable(disputed) == ["balances", "flows", "timeline", "outcomes", "sankey"]
+    assert plots.applicable(disputed) == ["balances", "aging", "flows", "timeline", "outcomes", "sankey"]
     assert "time_to_payment" in plots.applicable(resubmitted)
     assert plots.applicable(population) == [
         "balances",
+        "aging",
         "flows",
         "time_to_payment",
         "outcomes",
@@ -317,8 +318,11 @@ def test_nothing_moved_means_no_money_charts() -> None:
     result = sim.run(UPWORK / "minimum_amount_on_offer.yaml")
     names = plots.applicable(result)
     assert "sankey" not in names and "balances" not in names and "flows" not in names
+    assert "aging" not in names
     with pytest.raises(ValueError):
         plots.sankey(result)
+    with pytest.raises(ValueError, match="no money was held in escrow"):
+        plots.aging(result)
 
 
 def test_plotter_exposes_every_chart(disputed: sim.Result) -> None:

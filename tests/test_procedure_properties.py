@@ -523,7 +523,7 @@ class CheckedSimulation(Simulation):
         self.mirror: dict[str, int] = {}  # balances replayed from the postings, by this test
         self.stage_fees: dict[str, int] = {}  # stage fees paid out of each account, net of returns
 
-    def _record(self, c, ev, now, cause=None) -> None:
+    def _record(self, c, ev, now, cause=None, args="") -> None:
         where = f"t={now:g} {c.id} {ev.actor}: {ev.action} {ev.milestone}"
         self.trace.append(f"  -> {ev.action} {ev.amount} {ev.keys} {ev.message}")
         mirror = self.mirror
@@ -557,7 +557,7 @@ class CheckedSimulation(Simulation):
                     assert self.policy.source(key) != "default", f"{where}: key {key} was written nowhere"
                 if top == "procedures":
                     assert key.split(".")[1] in self.policy.procedures, f"{where}: {key} is not declared"
-        super()._record(c, ev, now, cause)
+        super()._record(c, ev, now, cause, args)
 
 
 def snapshot(sim: Simulation) -> tuple:

@@ -32,6 +32,7 @@ from ..core.units import format_duration, format_money
 from ..engine.simulation import EVENT_COLUMNS, Simulation
 from ..machine.contract import TERMINAL
 from ..money.ledger import FEE_FLOWS, KINDS
+from .aging import BUCKET_COLUMNS, held_days
 
 
 def flow_sums(ledger: pd.DataFrame) -> pd.Series:
@@ -56,6 +57,7 @@ MILESTONE_COLUMNS = (
     "funded_at",
     "first_submitted_at",
     "closed_at",
+    "held_days",
     "outcome",
     "funded",
     "released",
@@ -68,7 +70,19 @@ MILESTONE_COLUMNS = (
 )
 #: the kinds in time order, freelancers' total, and money held for clients last (it came later)
 BALANCE_COLUMNS = ("time", *KINDS[:5], "freelancer", "client_balance")
-MONEY_COLUMNS = {"amount", "funded", "released", "refunded", "bonus", "fees", *KINDS, "freelancer"}
+MONEY_COLUMNS = {
+    "amount",
+    "funded",
+    "released",
+    "refunded",
+    "bonus",
+    "fees",
+    *KINDS,
+    "freelancer",
+    *BUCKET_COLUMNS,
+}
+#: columns of days written as times (9 decimals, no trailing zeros)
+TIME_COLUMNS = ("time", "due", "funded_at", "first_submitted_at", "closed_at", "held_days")
 KPI_NAMES = (
     "contracts",
     "milestones",
@@ -91,6 +105,8 @@ KPI_NAMES = (
     "time_to_available_days_mean",
     "time_to_available_days_p50",
     "time_to_available_days_p90",
+    "escrow_age_p50_days",
+    "escrow_age_p90_days",
 )
 MONEY_KPIS = {
     "funded_total",
@@ -222,7 +238,7 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
         ],
         LEDGER_COLUMNS,
     )
-    milestones = milestone_frame(sim)
+    milestones = milestone_frame(sim, end)
     bal_rows = [(*row[:6], row[3] + row[4], row[6]) for row in sim.rec.balances]
     balances = _frame(bal_rows, BALANCE_COLUMNS)
     totals = dict(sim.ledger.totals)
@@ -233,8 +249,11 @@ def tables_from(sim: Simulation, replication: int, end: float, digits: int = 2) 
     return tables
 
 
-def milestone_frame(sim: Simulation) -> pd.DataFrame:
-    """One row per milestone, in contract arrival order: retired contracts' and live ones'."""
+def milestone_frame(sim: Simulation, end: float | None = None) -> pd.DataFrame:
+    """One row per milestone, in contract arrival order: retired contracts' and live ones'.
+
+    ``held_days`` counts a milestone still holding escrow up to ``end``, the run's end (by default
+    the horizon, else the time now)."""
     from ..engine.simulation import ROW_OUTCOMES, ROW_STATES, RetiredMilestones
 
     live = RetiredMilestones()
@@ -257,6 +276,9 @@ def milestone_frame(sim: Simulation) -> pd.DataFrame:
     df["late"] = df["late"].astype(bool)
     for col in RetiredMilestones.INT:  # money and counts: int64 whatever the array type
         df[col] = df[col].astype("int64")
+    if end is None:
+        end = sim.until if sim.until is not None else sim.env.now
+    df["held_days"] = held_days(df, end)
     return df[list(MILESTONE_COLUMNS)]
 
 
@@ -271,6 +293,7 @@ def compute_kpis(
     ttp = (paid["closed_at"] - paid["first_submitted_at"]).to_numpy(dtype=float)
     tta = ttp + _hold_days(sim, paid["closed_at"].to_numpy(dtype=float))
     horizon = sim.until if sim.until is not None else end
+    held = milestones["held_days"].dropna().to_numpy(dtype=float)  # funded milestones
 
     def share(mask: pd.Series) -> float:
         return float(mask.sum()) / closed if closed else math.nan
@@ -297,6 +320,8 @@ def compute_kpis(
         "time_to_available_days_mean": float(tta.mean()) if len(tta) else math.nan,
         "time_to_available_days_p50": float(np.percentile(tta, 50)) if len(tta) else math.nan,
         "time_to_available_days_p90": float(np.percentile(tta, 90)) if len(tta) else math.nan,
+        "escrow_age_p50_days": float(np.percentile(held, 50)) if len(held) else math.nan,
+        "escrow_age_p90_days": float(np.percentile(held, 90)) if len(held) else math.nan,
     }
 
 
@@ -359,7 +384,7 @@ def export_frame(df: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     for col in out.columns:
         if col in MONEY_COLUMNS and pd.api.types.is_integer_dtype(out[col]):  # not contracts' freelancer ids
             out[col] = [format_money(int(v), digits) for v in out[col]]
-        elif col in ("time", "due", "funded_at", "first_submitted_at", "closed_at"):
+        elif col in TIME_COLUMNS:
             out[col] = [_fmt_time(v) for v in out[col]]
     return out
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from .. import __version__
+from ..analysis.aging import aging_table
 from ..analysis.expect import Checker, CheckResults
 from ..analysis.tables import (
     KPI_NAMES,
@@ -154,6 +155,19 @@ class Result:
     def balances(self) -> pd.DataFrame:
         """Balance of every account kind over time (minor units)."""
         return self._concat("balances")
+
+    @cached_property
+    def aging(self) -> pd.DataFrame:
+        """Escrow held at each day end by age of the money (``0-7`` ... ``90+`` days, minor units):
+        exact from the postings when the event log was kept, else estimated from the milestones
+        (see :mod:`sim.analysis.aging`)."""
+        frames = []
+        for r in self.runs:
+            df = aging_table(r.milestones, r.end, r.ledger if self.events_mode == "full" else None)
+            if len(self.runs) > 1:
+                df = df.assign(replication=r.replication)
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
     @cached_property
     def states(self) -> pd.DataFrame:
@@ -314,8 +328,8 @@ class Result:
     def write(
         self, out_dir: str | Path, *, force: bool = False, report: bool = False, source: str = "<out_dir>"
     ) -> Path:
-        """Write events.csv, ledger.csv, contracts.csv, milestones.csv, balances.csv and summary.json
-        (and with ``report``, the charts and report.html) into ``out_dir``, all or nothing.
+        """Write events.csv, ledger.csv, contracts.csv, milestones.csv, balances.csv, aging.csv and
+        summary.json (and with ``report``, the charts and report.html) into ``out_dir``, all or nothing.
 
         The files go into a temporary sibling folder renamed into place at the end, so a failed
         write leaves the previous outputs whole. ``out_dir`` must be new, empty or a folder this
@@ -347,6 +361,7 @@ class Result:
         write_csv(contracts, folder / "contracts.csv", d)
         write_csv(self.milestones, folder / "milestones.csv", d)
         write_csv(self.balances, folder / "balances.csv", d)
+        write_csv(self.aging, folder / "aging.csv", d)
         write_json(self.summary(), folder / "summary.json")
 
     @property

@@ -1,4 +1,5 @@
-"""Charts of a run as matplotlib Figures: balances, flows, timeline, time to payment, outcomes, Sankey.
+"""Charts of a run as matplotlib Figures: balances, escrow aging, flows, timeline, time to payment, outcomes,
+Sankey.
 
 Every function takes a :class:`~sim.experiments.batch.Result` and returns a ``matplotlib.figure.Figure`` built
 without pyplot, so nothing here touches the global backend or pyplot's figure registry: notebooks
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from ..experiments.batch import Result
 
 #: Chart names in report order; each is a function of this module and a method of ``Plotter``.
-CHARTS = ("balances", "flows", "timeline", "time_to_payment", "outcomes", "sankey", "dispute_queue")
+CHARTS = ("balances", "aging", "flows", "timeline", "time_to_payment", "outcomes", "sankey", "dispute_queue")
 
 #: Outcomes of closed milestones, in display order, with readable labels.
 OUTCOMES = {
@@ -103,6 +104,11 @@ FLOW_STYLES: dict[str, dict[str, Any]] = {
     "refunded": {"lw": 1.8, "zorder": 3, "ls": "--"},
     "fees": {"lw": 1.6, "zorder": 3, "ls": ":"},
 }
+
+#: escrow by age of the money, young (pale) to old (dark, warm): one colour per bucket of ``aging``
+AGE_COLORS = {"0-7": "#c6dbef", "7-14": "#6baed6", "14-30": "#2171b5", "30-90": "#fd8d3c", "90+": "#b30000"}
+#: at most this many day ends are drawn as stacked bars; more as a stacked area
+AGING_BARS_MAX = 62
 
 WIDE = (10.0, 4.8)
 LABEL_STEP_PT = 10.0  # vertical step between stacked event labels on the timeline
@@ -327,6 +333,60 @@ def balances(result: Result, replication: int = 0) -> Figure:
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"Balances over time{_of_reps(result, replication)}", fontsize=12)
+    return fig
+
+
+@_literal
+def aging(result: Result, replication: int = 0) -> Figure:
+    """Escrow held at each day end, stacked by the age of the money (``result.aging``).
+
+    Up to two months of day ends are stacked bars, one per day end; longer runs a stacked area.
+    Without the event log the split is estimated from the milestones table, and the title says so.
+    """
+    rt = _run(result, replication)
+    table = result.aging
+    if "replication" in table.columns:
+        table = table[table["replication"] == rt.replication]
+    names = [n for n in AGE_COLORS if n in table.columns]
+    if table.empty or not table[names].to_numpy().any():
+        raise ValueError("no money was held in escrow at a day end: there is no aging to draw")
+    scale = _scale(result)
+    fig = _figure()
+    ax = fig.subplots()
+    times = table["time"].to_numpy(dtype=float)
+    values = [table[n].to_numpy(dtype=np.int64) / scale for n in names]
+    labels = [f"{n} days" for n in names]
+    colors = [AGE_COLORS[n] for n in names]
+    if len(times) <= AGING_BARS_MAX:
+        gaps = np.diff(times, prepend=0.0)
+        width = 0.8 * np.minimum(gaps, np.append(gaps[1:], gaps[-1]))  # bars around a part-day end stay apart
+        bottom = np.zeros(len(times))
+        for v, label, color in zip(values, labels, colors, strict=True):
+            ax.bar(times, v, width=width, bottom=bottom, color=color, label=label, edgecolor="white", lw=0.4)
+            bottom = bottom + v
+    else:
+        ax.stackplot(times, *values, labels=labels, colors=colors, lw=0)
+    total = float(np.sum(values, axis=0).max())
+    ax.set_ylim(0, 1.05 * total)
+    _time_xlim(ax, rt.end)
+    _money_axis(ax, result, total, "Held in escrow")
+    ax.set_xlabel(time_label(result) + ", at each day end")
+    ax.grid(True, alpha=0.3)
+    ax.set_axisbelow(True)
+    handles, texts = ax.get_legend_handles_labels()
+    ax.legend(  # oldest on top, as stacked
+        handles[::-1],
+        texts[::-1],
+        title="age of the money",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=9,
+        title_fontsize=9,
+        frameon=False,
+        borderaxespad=0,
+    )
+    note = "" if result.events_mode == "full" else " (estimated from the milestones)"
+    ax.set_title(f"Escrow by age of the money{note}{_of_reps(result, replication)}")
     return fig
 
 
@@ -1030,6 +1090,7 @@ def dispute_queue(result: Result) -> Figure:
 #: Why a chart is left out when it does not apply.
 NOT_APPLICABLE = {
     "balances": "no money moved",
+    "aging": "no money was held in escrow at a day end",
     "flows": "needs the full event log (events='full') and some money moving",
     "timeline": "drawn for scripted scenarios (for a population: result.plot.timeline(contracts=[...]))",
     "time_to_payment": "no milestone was paid after a submission",
@@ -1039,6 +1100,13 @@ NOT_APPLICABLE = {
 }
 
 
+def _has_aging(result: Result) -> bool:
+    table = result.aging
+    if "replication" in table.columns:
+        table = table[table["replication"] == result.runs[0].replication]
+    return bool(table[[n for n in AGE_COLORS if n in table.columns]].to_numpy().any())
+
+
 def applicable(result: Result) -> list[str]:
     """Names of the charts (of :data:`CHARTS`) that have something to show for this result."""
     rt = result.runs[0]
@@ -1046,6 +1114,8 @@ def applicable(result: Result) -> list[str]:
     out = []
     if not rt.balances.empty:
         out.append("balances")
+    if not rt.balances.empty and _has_aging(result):
+        out.append("aging")
     if full and not rt.ledger.empty:
         out.append("flows")
     if full and not result.scenario.is_population and len(rt.states):
@@ -1066,6 +1136,7 @@ def applicable(result: Result) -> list[str]:
 
 CHART_FUNCTIONS: dict[str, Callable[..., Figure]] = {
     "balances": balances,
+    "aging": aging,
     "flows": flows,
     "timeline": timeline,
     "time_to_payment": time_to_payment,
@@ -1095,6 +1166,10 @@ class Plotter:
     def balances(self, replication: int = 0) -> Figure:
         """Escrow held over time and cumulative money paid out."""
         return balances(self.result, replication)
+
+    def aging(self, replication: int = 0) -> Figure:
+        """Escrow at each day end, stacked by the age of the money."""
+        return aging(self.result, replication)
 
     def flows(self, replication: int = 0) -> Figure:
         """Cumulative flows between accounts."""

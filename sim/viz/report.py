@@ -60,11 +60,16 @@ KPI_LABELS = {
     "time_to_available_days_mean": "Time until the freelancer can withdraw (after the hold), mean",
     "time_to_available_days_p50": "Time until the freelancer can withdraw, median",
     "time_to_available_days_p90": "Time until the freelancer can withdraw, 90th percentile",
+    "escrow_age_p50_days": "Time a milestone's money spent in escrow, median",
+    "escrow_age_p90_days": "Time a milestone's money spent in escrow, 90th percentile",
 }
 
 CHART_CAPTIONS = {
     "balances": "Top: money held in escrow (and in a security hold, if the policy has one). "
     "Bottom: money paid out so far: to freelancers net of fees, refunds to clients, platform fees.",
+    "aging": "Escrow held at each day end, split by how long that money has been in escrow (aging.csv); "
+    "with the event log the stack adds up to the escrow balance to the cent, without it it is estimated "
+    "from the milestones table.",
     "flows": "The last point of each line is that flow's total in the ledger (see Fund flows).",
     "timeline": "Each contract and milestone over time: phases as bars, who acted as markers, and the "
     "review and refund windows as brackets (dotted where a timer was stopped before it ran out).",
@@ -133,7 +138,7 @@ def _fmt_kpi(name: str, value: float | None, currency: str) -> str:
         return f"{value:,.2f} {currency}"
     if name.endswith("_share"):
         return f"{100 * value:.1f}%"
-    if "_days_" in name:
+    if "_days_" in name or name.endswith("_days"):
         return f"{value:.2f} days"
     if float(value).is_integer():
         return f"{int(value):,}"
