@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -323,3 +324,50 @@ def test_an_audit_file_with_a_typo_is_bad_input_at_its_line(tmp_path, capsys):
         err == f"error: {path}:7:5: audit.expect.findigs: unknown key 'findigs' (did you mean 'findings'?); "
         "allowed: findings, by_kind, at_stake\n"
     )
+
+
+# ------------------------------------------------------------------------------ escrow aging of a log
+
+
+def test_the_audited_logs_escrow_aging_is_the_runs_own_to_the_cent(tmp_path):
+    result = sim.run(EXAMPLE / "marketplace.yaml")
+    log, contracts = _write_run(result, tmp_path)
+    audited = audit(log, contracts, result.scenario.policy, chunk_rows=500)
+    mine, theirs = audited.aging, result.aging
+    whole = theirs[theirs["time"] <= audited.horizon]  # the run ends at 60d, its log's last event before
+    pd.testing.assert_frame_equal(
+        mine.iloc[: len(whole)].reset_index(drop=True), whole.reset_index(drop=True)
+    )
+    assert mine.drop(columns="time").to_numpy().sum() > 0
+    closed = result.milestones[result.milestones["closed_at"].notna()]
+    ages = audited.escrow_age()
+    assert ages["escrow_age_p50_days"] == pytest.approx(
+        float(
+            np.percentile(np.concatenate([closed["held_days"], np.asarray(audited.held)[len(closed) :]]), 50)
+        ),
+        rel=0.05,
+    )
+
+
+def test_an_audit_writes_aging_csv_and_its_chart(tmp_path):
+    argv = ["audit", str(EXAMPLE / "clean_log.csv"), "--contracts", str(EXAMPLE / "contracts.csv")]
+    assert (
+        main(
+            [
+                *argv,
+                "--policy",
+                "upwork",
+                "--mapping",
+                str(EXAMPLE / "mapping.yaml"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
+    aging = pd.read_csv(tmp_path / "o/aging.csv", dtype=str)
+    assert list(aging.columns) == ["time", "0-7", "7-14", "14-30", "30-90", "90+"]
+    assert aging["time"].tolist()[:3] == ["1", "2", "3"]
+    assert (tmp_path / "o/audit_aging.png").stat().st_size > 10_000
+    summary = (tmp_path / "o/summary.json").read_text(encoding="utf-8")
+    assert '"escrow_age_p50_days"' in summary and '"escrow_age_p90_days"' in summary

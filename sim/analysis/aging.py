@@ -28,6 +28,7 @@ snapshots of ``events="none"``).
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 
 import numpy as np
@@ -83,18 +84,61 @@ def day_ends(end: float) -> np.ndarray:
     return np.array(times, dtype=float)
 
 
-def escrow_lots(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every sum that was in escrow, from the postings: (time in, time out, amount), times in
-    days (``inf`` out: still in escrow at the end), amounts in minor units.
+class EscrowLots:
+    """The sums in escrow, kept as postings arrive (the audit's replay feeds it chunk by chunk):
+    each escrow account's open lots ``[time in, amount, milestone]`` in entry order, and the lots
+    that left, compactly, as (time in, time out, amount).
 
     Money out of an escrow account is taken from the lots of the milestone the posting names,
     oldest first, then from the account's other lots, oldest first. Money moved from one escrow
     account to another keeps the time it entered escrow.
     """
-    lots: dict[str, list[list]] = {}  # account -> [[time in, amount, milestone], ...] in entry order
-    t_in: list[float] = []
-    t_out: list[float] = []
-    amounts: list[int] = []
+
+    def __init__(self) -> None:
+        self.open: dict[str, list[list]] = {}
+        self.t_in = array("d")
+        self.t_out = array("d")
+        self.amount = array("q")
+
+    def post(self, t: float, frm: str, to: str, amount: int, milestone: str) -> None:
+        """One posting (anything not in or out of escrow is ignored)."""
+        into, out_of = to.startswith("escrow:"), frm.startswith("escrow:")
+        if not (into or out_of):
+            return
+        pieces = [[t, amount, milestone]]
+        if out_of:
+            pieces = _take(self.open.get(frm, []), amount, milestone, frm, t)
+            if not self.open.get(frm):
+                self.open.pop(frm, None)
+            if not into:
+                for entered, piece, _m in pieces:
+                    self.t_in.append(entered)
+                    self.t_out.append(t)
+                    self.amount.append(piece)
+        if into:
+            held = self.open.setdefault(to, [])
+            for entered, piece, _m in pieces:
+                held.append([entered, piece, milestone])
+            if out_of:  # moved money keeps its age: back into time order (stable for equal times)
+                held.sort(key=lambda lot: lot[0])
+
+    def lots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every sum that was in escrow: (time in, time out, amount); ``inf`` out: still held."""
+        t_in, t_out, amounts = list(self.t_in), list(self.t_out), list(self.amount)
+        for held in self.open.values():
+            for entered, piece, _m in held:
+                if piece:
+                    t_in.append(entered)
+                    t_out.append(math.inf)
+                    amounts.append(piece)
+        return np.array(t_in, dtype=float), np.array(t_out, dtype=float), np.array(amounts, dtype=np.int64)
+
+
+def escrow_lots(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every sum that was in escrow, from the postings: (time in, time out, amount), times in
+    days (``inf`` out: still in escrow at the end), amounts in minor units (see :class:`EscrowLots`).
+    """
+    lots = EscrowLots()
     rows = zip(  # plain lists: iterating pandas' string columns is slow
         ledger["time"].to_numpy(dtype=float).tolist(),
         ledger["from_account"].tolist(),
@@ -104,30 +148,8 @@ def escrow_lots(ledger: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
         strict=True,
     )
     for t, frm, to, amount, milestone in rows:
-        into, out_of = to.startswith("escrow:"), frm.startswith("escrow:")
-        if not (into or out_of):
-            continue
-        pieces = [[t, amount, milestone]]
-        if out_of:
-            pieces = _take(lots.get(frm, []), amount, milestone, frm, t)
-            if not into:
-                for entered, piece, _m in pieces:
-                    t_in.append(entered)
-                    t_out.append(t)
-                    amounts.append(piece)
-        if into:
-            held = lots.setdefault(to, [])
-            for entered, piece, _m in pieces:
-                held.append([entered, piece, milestone])
-            if out_of:  # moved money keeps its age: back into time order (stable for equal times)
-                held.sort(key=lambda lot: lot[0])
-    for held in lots.values():
-        for entered, piece, _m in held:
-            if piece:
-                t_in.append(entered)
-                t_out.append(math.inf)
-                amounts.append(piece)
-    return np.array(t_in, dtype=float), np.array(t_out, dtype=float), np.array(amounts, dtype=np.int64)
+        lots.post(t, frm, to, amount, milestone)
+    return lots.lots()
 
 
 def _take(held: list[list], amount: int, milestone: str, account: str, t: float) -> list[list]:
@@ -167,8 +189,13 @@ def aging_table(milestones: pd.DataFrame, end: float, ledger: pd.DataFrame | Non
     With ``ledger`` (a run that kept its postings) the buckets are exact and add up to the escrow
     balance at every row; without it they are estimated from ``milestones`` (module docstring).
     """
-    times = day_ends(end)
     t_in, t_out, amount = escrow_lots(ledger) if ledger is not None else milestone_lots(milestones)
+    return table_from_lots(t_in, t_out, amount, end)
+
+
+def table_from_lots(t_in: np.ndarray, t_out: np.ndarray, amount: np.ndarray, end: float) -> pd.DataFrame:
+    """The aging table of the sums (time in, time out, amount) that were in escrow up to ``end``."""
+    times = day_ends(end)
     grid = _ms(times)
     start = _ms(t_in)
     stop = np.where(np.isinf(t_out), _NEVER, _ms(np.where(np.isinf(t_out), 0.0, t_out)))

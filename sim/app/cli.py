@@ -440,7 +440,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / f"audit_{Path(args.log).stem}"
     check_out_dir(out, force=args.force, source=OUT_SOURCE)
     try:
-        tolerance = parse_duration(args.tolerance)
+        text = args.tolerance.strip()
+        tolerance = parse_duration(float(text) if text.replace(".", "", 1).isdigit() else text)
     except UnitError as exc:
         raise InputError([Problem("<command line --tolerance>", None, None, str(exc))]) from None
     if not 0 <= tolerance <= MAX_TOLERANCE:

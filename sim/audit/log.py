@@ -53,6 +53,10 @@ class _Bad(Exception):
         self.message = message
 
 
+class _Fatal(_Bad):
+    """A bad cell that makes every later row unreadable too: reported once, reading stops."""
+
+
 @dataclass(frozen=True)
 class Mapping:
     """How another log's names become ours: ``columns`` (ours: theirs), ``actions`` and ``actors``
@@ -341,6 +345,8 @@ class LogReader:
             try:
                 pf = pq.ParquetFile(self.path)
                 self._check_header(list(pf.schema_arrow.names))
+                if pf.metadata.num_rows == 0:
+                    raise InputError([Problem(self.name, None, None, "the log has columns and no rows")])
                 for batch in pf.iter_batches(batch_size=self.chunk_rows):
                     yield batch.to_pandas()
             except (pa.ArrowException, OSError) as exc:
@@ -358,12 +364,25 @@ class LogReader:
                 encoding="utf-8",
             )
             first = True
+            rows = 0
             for chunk in reader:
                 if first:
                     self._check_header(list(chunk.columns))
                     first = False
+                if not isinstance(chunk.index, pd.RangeIndex):  # a first row with more fields than the header
+                    raise InputError(
+                        [
+                            Problem(
+                                self.name,
+                                2,
+                                None,
+                                f"line 2 has more fields than the header's {len(chunk.columns)}",
+                            )
+                        ]
+                    )
+                rows += len(chunk)
                 yield chunk
-            if first:
+            if not rows:
                 raise InputError([Problem(self.name, None, None, "the log has a header and no rows")])
         except pd.errors.EmptyDataError:
             raise InputError([Problem(self.name, None, None, "not a table: the file is empty")]) from None
@@ -376,6 +395,12 @@ class LogReader:
         m = self.mapping
         theirs = {m.columns.get(c, c): c for c in (*REQUIRED, *OPTIONAL)}
         problems = []
+        raw = self._raw_header() if not self.parquet else header
+        twice = sorted({c for c in raw if raw.count(c) > 1})
+        if twice:
+            raise InputError(
+                [Problem(self.name, 1, raw.index(twice[0]) + 1, f"column {twice[0]!r} appears twice")]
+            )
         hinted: set[str] = set()
         for i, col in enumerate(header):
             if col in theirs or col in IGNORED or col in m.ignore:
@@ -403,6 +428,13 @@ class LogReader:
         #: our columns the log has
         self.present = frozenset(self._theirs.values())
 
+    def _raw_header(self) -> list[str]:
+        """The CSV's first line as written (pandas renames a repeated column ``time.1``)."""
+        import csv
+
+        with self.path.open(encoding="utf-8", errors="replace", newline="") as f:
+            return next(csv.reader([f.readline()]), [])
+
     def __iter__(self) -> Iterator[list[LogRow]]:
         line = 1
         for chunk in self._chunks():
@@ -421,7 +453,7 @@ class LogReader:
                     col = self.mapping.columns.get(bad.column, bad.column)
                     where = self._header.index(col) + 1 if col in self._header else None
                     problems.append(Problem(self.name, line, where, f"column {col!r}: {bad.message}"))
-                    if len(problems) >= 20:
+                    if len(problems) >= 20 or isinstance(bad, _Fatal):
                         break
             if problems:
                 raise InputError(problems)
@@ -563,13 +595,13 @@ class LogReader:
         aware = value.tzinfo is not None and value.utcoffset() is not None
         kind = "aware" if aware else "naive"
         if self._stamps is None:
-            self._stamps = kind
             if not aware and self.start is None:
-                raise _Bad(
+                raise _Fatal(
                     "time",
                     "timestamps without a time zone need --start DATE (the date of t = 0); "
                     "or give the zone in the stamps (2026-01-05T10:00:00+00:00)",
                 )
+            self._stamps = kind
             day = self.start or value.astimezone(dt.UTC).date()
             self._t0 = dt.datetime.combine(day, dt.time(), dt.UTC if aware else None)
         elif self._stamps != kind:

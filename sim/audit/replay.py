@@ -27,10 +27,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..analysis.aging import EscrowLots, table_from_lots
 from ..core.units import format_duration, format_money
 from ..core.yamlio import InputError, Problem
 from ..engine.environment import NORMAL, TICKS_PER_DAY, Scheduled
@@ -125,6 +127,10 @@ class Replay(_Engine):
         self._emitted: list[tuple[Any, int]] = []  # (Emitted, the contract's escrow after it)
         self._digits = policy.digits
         self._currency = policy.currency
+        #: escrow aging (FORMAT section 11) of the replayed log: its escrow lots, and each funded
+        #: milestone's (funded_at, closed_at) once its contract is done
+        self.lots = EscrowLots()
+        self.held = array("d")
 
     # ------------------------------------------------------------------------ feeding the log
 
@@ -156,7 +162,11 @@ class Replay(_Engine):
             step()
 
     def drain(self) -> None:
-        """Forget the engine's event tables (the findings are kept) and retire finished contracts."""
+        """Forget the engine's event tables (the findings are kept) and retire finished contracts;
+        their escrow postings go to the aging lots first."""
+        post = self.lots.post
+        for p in self.ledger.postings:
+            post(p.time, p.from_account, p.to_account, p.amount, p.milestone)
         rec = self.rec
         rec.events.clear()
         rec.versions.clear()
@@ -176,6 +186,7 @@ class Replay(_Engine):
                 and not self.holds.get(cid)
             ):
                 self.finished[cid] = c.state
+                self._held(c, math.inf)
                 del self.contracts[cid]
                 self.index.pop(cid, None)
                 self.ledger.close(c.escrow_account)
@@ -192,6 +203,17 @@ class Replay(_Engine):
                 if when <= horizon - self.tolerance:
                     self._missing(cid, when, dry, f"nothing by the end of the log ({self._at(horizon)})")
         self._deferred.clear()
+        self.drain()
+        for c in self.contracts.values():
+            self._held(c, horizon)
+
+    def _held(self, c: Any, end: float) -> None:
+        """Each funded milestone's days in escrow (to ``end`` when still held)."""
+        for m in c.milestones:
+            if m.funded_at is not None:
+                closed = m.closed_at if m.closed_at is not None else end
+                if math.isfinite(closed):
+                    self.held.append(closed - m.funded_at)
 
     # ------------------------------------------------------------------------ timers
 
@@ -416,7 +438,7 @@ class Replay(_Engine):
             return
         rejected = self.rec.events[-1] if self.rec.events else None
         rule, message, keys = (rejected[6], rejected[8], rejected[11]) if rejected else ("", "", ())
-        at_stake = row.amount or action.amount or self._held(c, row.milestone)
+        at_stake = row.amount or action.amount or self._escrowed(c, row.milestone)
         self._add(
             row.time, cid, row.milestone, "rejected_by_policy", rule, keys,
             f"rejected: {message}", f"{row.action} accepted", at_stake, row.line,
@@ -482,7 +504,7 @@ class Replay(_Engine):
                 None,
             )
 
-    def _held(self, c: Any, mid: str) -> int:
+    def _escrowed(self, c: Any, mid: str) -> int:
         m = c.by_id.get(mid) if mid else None
         return m.amount if m is not None else 0
 
@@ -543,6 +565,28 @@ class AuditResult:
     tolerance: float
     origin: dt.datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the replayed log's escrow lots (time in, time out, amount) and milestones' days in escrow
+    lots: tuple[Any, Any, Any] | None = None
+    held: Any = None
+
+    @property
+    def aging(self) -> Any:
+        """Escrow held at each day end of the log by age of the money (``aging.csv``; minor units)."""
+        if self.lots is None:
+            raise ValueError("this audit kept no escrow lots")
+        return table_from_lots(*self.lots, self.horizon)
+
+    def escrow_age(self) -> dict[str, float | None]:
+        """The age KPIs of the audited log: median and 90th percentile of held days."""
+        import numpy as np
+
+        held = np.asarray(self.held if self.held is not None else [], dtype=float)
+        if not len(held):
+            return {"escrow_age_p50_days": None, "escrow_age_p90_days": None}
+        return {
+            "escrow_age_p50_days": float(np.percentile(held, 50)),
+            "escrow_age_p90_days": float(np.percentile(held, 90)),
+        }
 
     @property
     def conforms(self) -> bool:
@@ -618,6 +662,7 @@ class AuditResult:
             "at_stake_by_kind": {k: format_money(v, self.policy.digits) for k, v in stake.items()},
             "by_rule": [{**r, "at_stake": format_money(r["at_stake"], self.policy.digits)} for r in rules],
             "currency": self.policy.currency,
+            **({k: v for k, v in self.escrow_age().items()} if self.held is not None else {}),
             "policy": self.policy.resolved(),
         }
 
@@ -628,6 +673,8 @@ class AuditResult:
         df = self.frame()
         df["at_stake"] = [format_money(int(v), self.policy.digits) for v in df["at_stake"]]
         write_csv(df, folder / "audit.csv", self.policy.digits)
+        if self.lots is not None:
+            write_csv(self.aging, folder / "aging.csv", self.policy.digits)
         write_json(self.summary(), folder / "summary.json")
 
     def summary_text(self, *, brief: bool = False) -> str:
@@ -725,4 +772,6 @@ def audit(
         str(log),
         tolerance,
         reader.origin,
+        lots=sim.lots.lots(),
+        held=sim.held,
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import __version__
 from ..core.units import format_duration, format_money
-from .plots import ChartFigure, literal_text
+from .plots import ChartFigure, literal_text, stack_aging
 from .report import CSS
 
 if TYPE_CHECKING:
@@ -110,9 +110,27 @@ def at_stake_by_rule(result: AuditResult) -> Figure:
     return literal_text(fig)
 
 
+def escrow_aging(result: AuditResult) -> Figure:
+    """The replayed log's escrow at each day end, stacked by the age of the money (``aging.csv``)."""
+    fig = ChartFigure(figsize=(9.0, 3.6), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    table = result.aging
+    if len(table) and table.drop(columns="time").to_numpy().any():
+        total = stack_aging(ax, table, float(10**result.policy.digits))
+        ax.set_ylim(0, 1.05 * total)
+    else:
+        ax.text(0.5, 0.5, "no money in escrow at a day end", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(0, max(result.horizon, 1.0))
+    ax.set_xlabel("day of the log, at each day end")
+    ax.set_ylabel(f"held in escrow ({result.policy.currency})")
+    ax.set_title("Escrow by age of the money, as the log replays")
+    return literal_text(fig)
+
+
 CHARTS = {
     "audit_findings": ("Findings per week", findings_over_time),
     "audit_at_stake": ("Money at stake per rule", at_stake_by_rule),
+    "audit_aging": ("Escrow by age of the money", escrow_aging),
 }
 
 

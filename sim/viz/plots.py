@@ -336,23 +336,11 @@ def balances(result: Result, replication: int = 0) -> Figure:
     return fig
 
 
-@_literal
-def aging(result: Result, replication: int = 0) -> Figure:
-    """Escrow held at each day end, stacked by the age of the money (``result.aging``).
-
-    Up to two months of day ends are stacked bars, one per day end; longer runs a stacked area.
-    Without the event log the split is estimated from the milestones table, and the title says so.
-    """
-    rt = _run(result, replication)
-    table = result.aging
-    if "replication" in table.columns:
-        table = table[table["replication"] == rt.replication]
+def stack_aging(ax: Any, table: pd.DataFrame, scale: float) -> float:
+    """Draw an aging table (``aging.csv``) on ``ax``, stacked by age, youngest at the bottom, with
+    its legend; return the largest total drawn (major units). Up to two months of day ends are
+    bars, one per day end; longer tables a stacked area. Shared by runs' and audits' charts."""
     names = [n for n in AGE_COLORS if n in table.columns]
-    if table.empty or not table[names].to_numpy().any():
-        raise ValueError("no money was held in escrow at a day end: there is no aging to draw")
-    scale = _scale(result)
-    fig = _figure()
-    ax = fig.subplots()
     times = table["time"].to_numpy(dtype=float)
     values = [table[n].to_numpy(dtype=np.int64) / scale for n in names]
     labels = [f"{n} days" for n in names]
@@ -368,9 +356,6 @@ def aging(result: Result, replication: int = 0) -> Figure:
         ax.stackplot(times, *values, labels=labels, colors=colors, lw=0)
     total = float(np.sum(values, axis=0).max())
     ax.set_ylim(0, 1.05 * total)
-    _time_xlim(ax, rt.end)
-    _money_axis(ax, result, total, "Held in escrow")
-    ax.set_xlabel(time_label(result) + ", at each day end")
     ax.grid(True, alpha=0.3)
     ax.set_axisbelow(True)
     handles, texts = ax.get_legend_handles_labels()
@@ -385,6 +370,29 @@ def aging(result: Result, replication: int = 0) -> Figure:
         frameon=False,
         borderaxespad=0,
     )
+    return total
+
+
+@_literal
+def aging(result: Result, replication: int = 0) -> Figure:
+    """Escrow held at each day end, stacked by the age of the money (``result.aging``).
+
+    Up to two months of day ends are stacked bars, one per day end; longer runs a stacked area.
+    Without the event log the split is estimated from the milestones table, and the title says so.
+    """
+    rt = _run(result, replication)
+    table = result.aging
+    if "replication" in table.columns:
+        table = table[table["replication"] == rt.replication]
+    names = [n for n in AGE_COLORS if n in table.columns]
+    if table.empty or not table[names].to_numpy().any():
+        raise ValueError("no money was held in escrow at a day end: there is no aging to draw")
+    fig = _figure()
+    ax = fig.subplots()
+    total = stack_aging(ax, table, _scale(result))
+    _time_xlim(ax, rt.end)
+    _money_axis(ax, result, total, "Held in escrow")
+    ax.set_xlabel(time_label(result) + ", at each day end")
     note = "" if result.events_mode == "full" else " (estimated from the milestones)"
     ax.set_title(f"Escrow by age of the money{note}{_of_reps(result, replication)}")
     return fig
