@@ -61,15 +61,9 @@ def audit_log(log: str | Path, contracts: str | Path, policy: str | Policy, **op
     ``options``: ``tolerance`` (days), ``start`` (a date), ``mapping`` (a path to a mapping file
     or a ``sim.audit.log.Mapping``), ``chunk_rows``. (Not ``sim.audit``: that is the subpackage.)
     """
-    from pathlib import Path as _Path
-
-    from .audit.log import Mapping, load_mapping
     from .audit.replay import audit as _audit
 
-    mapping = options.pop("mapping", None)
-    if mapping is not None and not isinstance(mapping, Mapping):
-        mapping = load_mapping(_Path(mapping))
-    pack = load_policy(policy) if isinstance(policy, str) else policy
+    pack, mapping = _log_inputs(policy, options.pop("mapping", None))
     return _audit(log, contracts, pack, mapping=mapping, **options)
 
 
@@ -79,16 +73,21 @@ def calibrate(log: str | Path, contracts: str | Path, policy: str | Policy, **op
 
     ``options``: ``start`` (a date), ``mapping`` (a path or a ``Mapping``).
     """
+    from .audit.calibrate import calibrate as _calibrate
+
+    pack, mapping = _log_inputs(policy, options.pop("mapping", None))
+    return _calibrate(log, contracts, pack, mapping=mapping, **options)
+
+
+def _log_inputs(policy: str | Policy, mapping: Any) -> tuple[Policy, Any]:
+    """The pack (loaded when named) and the mapping (read when it is a path) of a log function."""
     from pathlib import Path as _Path
 
-    from .audit.calibrate import calibrate as _calibrate
     from .audit.log import Mapping, load_mapping
 
-    mapping = options.pop("mapping", None)
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = load_mapping(_Path(mapping))
-    pack = load_policy(policy) if isinstance(policy, str) else policy
-    return _calibrate(log, contracts, pack, mapping=mapping, **options)
+    return (load_policy(policy) if isinstance(policy, str) else policy), mapping
 
 
 __all__ = [

@@ -141,24 +141,10 @@ def _parser() -> argparse.ArgumentParser:
         "(one finding per row), summary.json and audit.html into --out. Exit 0: the log conforms; "
         "1: findings; 2: bad input.",
     )
-    au.add_argument("log", metavar="LOG")
-    au.add_argument(
-        "--contracts",
-        metavar="CSV",
-        required=True,
-        help="contract, client, freelancer, milestone, amount, due",
-    )
-    au.add_argument("--policy", metavar="PACK", required=True, help="a built-in pack or a pack file")
+    _log_options(au)
     au.add_argument(
         "--tolerance", default="1h", help="how far an automatic event may be from its time (default 1h)"
     )
-    au.add_argument(
-        "--start", metavar="DATE", help="the date of t = 0 (timestamps without a zone, business days)"
-    )
-    au.add_argument(
-        "--map", action="append", default=[], metavar="OURS=THEIRS", help="a log column under another name"
-    )
-    au.add_argument("--mapping", metavar="YAML", help="columns, actions, actors, ignore, contract_columns")
     au.add_argument("--out", metavar="DIR", help="output folder (default out/audit_<log file stem>/)")
     au.add_argument("--force", action="store_true", help=_FORCE_HELP)
     au.add_argument("--no-charts", action="store_true", help="no charts or audit.html")
@@ -173,13 +159,8 @@ def _parser() -> argparse.ArgumentParser:
         "share and its 95%% interval; and calibration.html beside it (each fit against the data's "
         "Kaplan-Meier curve).",
     )
-    ca.add_argument("log", metavar="LOG")
-    ca.add_argument("--contracts", metavar="CSV", required=True)
-    ca.add_argument("--policy", metavar="PACK", required=True)
+    _log_options(ca)
     ca.add_argument("--out", metavar="YAML", required=True, help="the population file to write (*.yaml)")
-    ca.add_argument("--start", metavar="DATE", help="the date of t = 0 (timestamps without a zone)")
-    ca.add_argument("--map", action="append", default=[], metavar="OURS=THEIRS")
-    ca.add_argument("--mapping", metavar="YAML")
     ca.add_argument("--force", action="store_true", help="replace an existing --out file")
     ca.add_argument("--no-charts", action="store_true", help="no calibration.html")
     _allow_option(ca)
@@ -294,6 +275,37 @@ def _set_values(items: list[str], source: str = "<command line --set>") -> dict[
     if problems:
         raise InputError(problems)
     return values
+
+
+def _log_options(p: argparse.ArgumentParser) -> None:
+    """What ``audit`` and ``calibrate`` read: the log, its contracts, the pack, and its names."""
+    p.add_argument("log", metavar="LOG", help="the event log (CSV, or Parquet: *.parquet)")
+    p.add_argument(
+        "--contracts",
+        metavar="CSV",
+        required=True,
+        help="contract, client, freelancer, milestone, amount, due",
+    )
+    p.add_argument("--policy", metavar="PACK", required=True, help="a built-in pack or a pack file")
+    p.add_argument(
+        "--start", metavar="DATE", help="the date of t = 0 (timestamps without a zone, business days)"
+    )
+    p.add_argument(
+        "--map", action="append", default=[], metavar="OURS=THEIRS", help="a log column under another name"
+    )
+    p.add_argument("--mapping", metavar="YAML", help="columns, actions, actors, ignore, contract_columns")
+
+
+def _log_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """The ``--start`` date, the mapping (``--mapping`` then ``--map``) and the pack of a log command."""
+    from ..audit import log as auditlog
+    from ..policy.model import load_policy
+
+    start = _date_option(args.start, "--start", "2026-01-05") if args.start else None
+    mapping = auditlog.load_mapping(args.mapping) if args.mapping else auditlog.Mapping()
+    if args.map:
+        mapping = mapping.with_columns(auditlog.parse_map_options(args.map))
+    return start, mapping, load_policy(args.policy, base=Path.cwd(), allow=_allowed(args))
 
 
 def _allow_option(p: argparse.ArgumentParser) -> None:
@@ -431,11 +443,9 @@ MAX_EXPLAIN_BYTES = 512 * 1024 * 1024
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ..audit import log as auditlog
     from ..audit.replay import MAX_TOLERANCE, audit
     from ..core.units import UnitError, parse_duration
     from ..experiments.outdir import check_out_dir, staged
-    from ..policy.model import load_policy
 
     out = Path(args.out) if args.out else Path("out") / f"audit_{Path(args.log).stem}"
     check_out_dir(out, force=args.force, source=OUT_SOURCE)
@@ -455,11 +465,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                 )
             ]
         )
-    start = _date_option(args.start, "--start", "2026-01-05") if args.start else None
-    mapping = auditlog.load_mapping(args.mapping) if args.mapping else auditlog.Mapping()
-    if args.map:
-        mapping = mapping.with_columns(auditlog.parse_map_options(args.map))
-    policy = load_policy(args.policy, base=Path.cwd(), allow=_allowed(args))
+    start, mapping, policy = _log_inputs(args)
     result = audit(
         args.log,
         args.contracts,
@@ -481,12 +487,10 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from ..audit import log as auditlog
     from ..audit.calibrate import calibrate
     from ..core.yamlio import load_text
     from ..experiments.outdir import replace_file
     from ..inputs.scenario import scenario_from_data
-    from ..policy.model import load_policy
 
     out = Path(args.out)
     source = "<command line --out>"
@@ -498,11 +502,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     for path in (out, html_path):
         if path.exists() and not args.force:
             raise InputError([Problem(source, None, None, f"{path} exists: give --force to replace it")])
-    start = _date_option(args.start, "--start", "2026-01-05") if args.start else None
-    mapping = auditlog.load_mapping(args.mapping) if args.mapping else auditlog.Mapping()
-    if args.map:
-        mapping = mapping.with_columns(auditlog.parse_map_options(args.map))
-    policy = load_policy(args.policy, base=Path.cwd(), allow=_allowed(args))
+    start, mapping, policy = _log_inputs(args)
     cal = calibrate(args.log, args.contracts, policy, mapping=mapping, start=start)
     cal.data_name = f"{out.stem}_data.csv"
     data = cal.data_file()  # the empirical count or amounts, when no family fits them

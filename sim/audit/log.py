@@ -177,75 +177,94 @@ class ContractRow:
 def read_contracts(path: str | Path, digits: int, mapping: Mapping | None = None) -> dict[str, ContractRow]:
     """CONTRACTS: one row per milestone as offered (``contract, client, freelancer, milestone,
     amount, due``); a contract's rows in its milestones' order. Milestones added later are not
-    listed: the log's ``add_milestone`` row brings them."""
-    import pandas as pd
+    listed: the log's ``add_milestone`` row brings them. Read row by row (a marketplace's list can
+    hold millions of milestones), parties' names shared between their contracts."""
+    import csv
+    import sys
 
     mapping = mapping or Mapping()
     name = str(path)
     _check_size(path, MAX_CONTRACTS_BYTES, "contracts file")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError([Problem(name, None, None, f"not a CSV table: {_first_line(exc)}")]) from None
     theirs = {mapping.contract_columns.get(c, c): c for c in CONTRACT_COLUMNS}
-    header = list(df.columns)
-    problems = []
-    for i, col in enumerate(header):
-        if col not in theirs:
-            problems.append(
-                Problem(
-                    name, 1, i + 1, f"unknown column {col!r}; CONTRACTS has {', '.join(CONTRACT_COLUMNS)}"
-                )
-            )
-    for ours in CONTRACT_COLUMNS[:5]:
-        if mapping.contract_columns.get(ours, ours) not in header:
-            problems.append(Problem(name, 1, None, f"required column {ours!r} is missing"))
-    if problems:
-        raise InputError(problems)
-    df = df.rename(columns=theirs)
-    position = {c: header.index(mapping.contract_columns.get(c, c)) + 1 for c in CONTRACT_COLUMNS if c in df}
+    problems: list[Problem] = []
     rows: dict[str, list] = {}
     parties: dict[str, tuple[str, str]] = {}
-    seen: set[tuple[str, str]] = set()
-    for i, rec in enumerate(df.itertuples(index=False)):
-        line = i + 2
-        row = rec._asdict()
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise InputError([Problem(name, None, None, "not a CSV table: the file is empty")])
+            header = [h.strip() for h in header]
+            for i, col in enumerate(header):
+                if col not in theirs:
+                    problems.append(
+                        Problem(
+                            name,
+                            1,
+                            i + 1,
+                            f"unknown column {col!r}; CONTRACTS has {', '.join(CONTRACT_COLUMNS)}",
+                        )
+                    )
+            for ours in CONTRACT_COLUMNS[:5]:
+                if mapping.contract_columns.get(ours, ours) not in header:
+                    problems.append(Problem(name, 1, None, f"required column {ours!r} is missing"))
+            if problems:
+                raise InputError(problems)
+            at = {theirs[h]: i for i, h in enumerate(header)}
+            due_at = at.get("due")
+            for line, cells in enumerate(reader, start=2):
+                if not cells:
+                    continue
 
-        def bad(col: str, message: str, line: int = line) -> None:
-            problems.append(Problem(name, line, position.get(col), f"column {col!r}: {message}"))
+                def bad(col: str, message: str, line: int = line) -> None:
+                    problems.append(Problem(name, line, at.get(col, 0) + 1, f"column {col!r}: {message}"))
 
-        cid, mid = row["contract"].strip(), row["milestone"].strip()
-        client, freelancer = row["client"].strip(), row["freelancer"].strip()
-        for col, value in (
-            ("contract", cid),
-            ("milestone", mid),
-            ("client", client),
-            ("freelancer", freelancer),
-        ):
-            if not value:
-                bad(col, "is empty")
-            elif len(value) > MAX_CELL:
-                bad(col, f"is longer than {MAX_CELL} characters")
-        try:
-            amount = parse_money(row["amount"], digits)
-        except UnitError as exc:
-            bad("amount", str(exc))
-            amount = 0
-        due = None
-        if row.get("due", "").strip():
-            try:
-                due = parse_duration(_number_or_text(row["due"]))
-            except UnitError as exc:
-                bad("due", str(exc))
-        if (cid, mid) in seen:
-            bad("milestone", f"milestone {mid!r} of contract {cid!r} is listed twice")
-        seen.add((cid, mid))
-        if cid in parties and parties[cid] != (client, freelancer):
-            bad("client", f"contract {cid!r} is listed with two different pairs of parties")
-        parties.setdefault(cid, (client, freelancer))
-        rows.setdefault(cid, []).append((mid, amount, due))
-        if len(problems) > 50:
-            break
+                if len(cells) != len(header):
+                    problems.append(
+                        Problem(name, line, None, f"{len(cells)} fields for {len(header)} columns")
+                    )
+                    if len(problems) > 50:
+                        break
+                    continue
+                cid, mid = cells[at["contract"]].strip(), cells[at["milestone"]].strip()
+                client, freelancer = cells[at["client"]].strip(), cells[at["freelancer"]].strip()
+                for col, value in (
+                    ("contract", cid),
+                    ("milestone", mid),
+                    ("client", client),
+                    ("freelancer", freelancer),
+                ):
+                    if not value:
+                        bad(col, "is empty")
+                    elif len(value) > MAX_CELL:
+                        bad(col, f"is longer than {MAX_CELL} characters")
+                try:
+                    amount = parse_money(cells[at["amount"]], digits)
+                except UnitError as exc:
+                    bad("amount", str(exc))
+                    amount = 0
+                due = None
+                if due_at is not None and cells[due_at].strip():
+                    try:
+                        due = parse_duration(_number_or_text(cells[due_at]))
+                    except UnitError as exc:
+                        bad("due", str(exc))
+                mine = rows.get(cid)
+                if mine is None:
+                    mine = rows[cid] = []
+                    parties[cid] = (sys.intern(client), sys.intern(freelancer))
+                elif parties[cid] != (client, freelancer):
+                    bad("client", f"contract {cid!r} is listed with two different pairs of parties")
+                if any(m == mid for m, _a, _d in mine):
+                    bad("milestone", f"milestone {mid!r} of contract {cid!r} is listed twice")
+                mine.append((mid, amount, due))
+                if len(problems) > 50:
+                    break
+    except UnicodeDecodeError as exc:
+        raise InputError([Problem(name, None, None, f"not a CSV table: {_first_line(exc)}")]) from None
+    except csv.Error as exc:
+        raise InputError([Problem(name, None, None, f"not a CSV table: {_first_line(exc)}")]) from None
     if problems:
         raise InputError(problems)
     if not rows:

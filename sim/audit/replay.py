@@ -256,14 +256,18 @@ class Replay(_Engine):
         self._timers -= 1
         self._deferred.setdefault(due.cid, []).append((when, due, dry))
 
-    def _dry(self, c: Any, action: Action) -> list[Dry]:
-        """The automatic events ``action`` would produce now, decided on a copy of the contract."""
+    def _try(self, c: Any, action: Action) -> Any:
+        """Decide ``action`` now on a copy of the contract: what it would do, changing nothing."""
         memo: dict[int, Any] = {}
         if c.balances is not None:
             memo[id(c.balances)] = c.balances  # read only by the decision
-        twin = copy.deepcopy(c, memo)
         now = self.env.now
-        out = self.machine(c, action, now).decide(twin, action, now, self.clock, False)
+        return self.machine(c, action, now).decide(copy.deepcopy(c, memo), action, now, self.clock, False)
+
+    def _dry(self, c: Any, action: Action) -> list[Dry]:
+        """The automatic events ``action`` would produce now, decided on a copy of the contract."""
+        now = self.env.now
+        out = self._try(c, action)
         if not out.accepted:
             return []
         policy = self.machine(c, action, now).policy
@@ -426,7 +430,7 @@ class Replay(_Engine):
             return
         action = self._action(row)
         if row.rejected:
-            if self._dry_accepts(c, action):
+            if self._try(c, action).accepted:
                 self._add(
                     row.time, cid, row.milestone, "rejected_in_log", "", (),
                     f"{row.action} accepted", "rejected", row.amount or 0, row.line,
@@ -448,14 +452,6 @@ class Replay(_Engine):
             self._reconcile(c, row)
         else:
             self._emitted = []
-
-    def _dry_accepts(self, c: Any, action: Action) -> bool:
-        memo: dict[int, Any] = {}
-        if c.balances is not None:
-            memo[id(c.balances)] = c.balances
-        twin = copy.deepcopy(c, memo)
-        now = self.env.now
-        return self.machine(c, action, now).decide(twin, action, now, self.clock, False).accepted
 
     def _action(self, row: LogRow) -> Action:
         kwargs: dict[str, Any] = dict(row.args)

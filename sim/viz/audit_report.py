@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
+from ..audit.replay import KINDS
 from ..core.units import format_duration, format_money
 from .plots import ChartFigure, literal_text, stack_aging
 from .report import CSS
@@ -26,17 +27,14 @@ if TYPE_CHECKING:
 
 #: the most findings audit.html lists (audit.csv has them all)
 ROWS = 500
-#: a colour per kind of finding, fixed so charts of two audits compare
-COLOURS = {
-    "rejected_by_policy": "#c0392b",
-    "rejected_in_log": "#e67e22",
-    "missing_automatic": "#8e44ad",
-    "unexpected_automatic": "#2980b9",
-    "early": "#16a085",
-    "late": "#27ae60",
-    "amount_mismatch": "#d35400",
-    "balance_mismatch": "#7f8c8d",
-}
+#: a colour per kind of finding (in the order of KINDS), fixed so charts of two audits compare
+COLOURS = dict(
+    zip(
+        KINDS,
+        ("#c0392b", "#e67e22", "#8e44ad", "#2980b9", "#16a085", "#27ae60", "#d35400", "#7f8c8d"),
+        strict=True,
+    )
+)
 
 
 def _e(text: Any) -> str:
