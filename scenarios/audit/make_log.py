@@ -61,14 +61,18 @@ def run_log() -> tuple[pd.DataFrame, pd.DataFrame, int]:
     each row) and its contracts."""
     result = sim.run(HERE / "marketplace.yaml")
     digits = result.scenario.policy.digits
-    ev = result.events[["time", "contract", "milestone", "actor", "action", "outcome", "amount", "args"]].copy()
+    ev = result.events[
+        ["time", "contract", "milestone", "actor", "action", "outcome", "amount", "args"]
+    ].copy()
     ev = ev.reset_index(drop=True)
     led = result.ledger
     into = led["to_account"].str.startswith("escrow:")
     out_of = led["from_account"].str.startswith("escrow:")
     delta = np.zeros(len(ev), dtype=np.int64)
     np.add.at(delta, led["event"].to_numpy()[into.to_numpy()], led["amount"].to_numpy()[into.to_numpy()])
-    np.subtract.at(delta, led["event"].to_numpy()[out_of.to_numpy()], led["amount"].to_numpy()[out_of.to_numpy()])
+    np.subtract.at(
+        delta, led["event"].to_numpy()[out_of.to_numpy()], led["amount"].to_numpy()[out_of.to_numpy()]
+    )
     ev["escrow"] = pd.Series(delta).groupby(ev["contract"]).cumsum().to_numpy()
     return ev, result.contracts, digits
 
@@ -111,9 +115,7 @@ def inject(ev: pd.DataFrame, digits: int) -> tuple[pd.DataFrame, list[dict]]:
     autos = ev.index[(ev["action"] == "auto_approve")].tolist()
     # 1. an auto-release that never fired: the client's end_contract is all that follows, on money still held
     cands = [
-        i
-        for i in autos
-        if set(later(i)["action"]) <= {"end_contract"} and ev.at[i, "time"] < horizon - 1
+        i for i in autos if set(later(i)["action"]) <= {"end_contract"} and ev.at[i, "time"] < horizon - 1
     ]
     i = pick(cands)
     expect("missing_automatic", i, ev.at[i, "amount"])
@@ -205,7 +207,9 @@ def export(ev: pd.DataFrame, digits: int) -> pd.DataFrame:
     """The log as the marketplace writes it: its names, ISO timestamps, money in major units."""
     out = pd.DataFrame()
     ticks = np.round(ev["time"].to_numpy(dtype=float) * 86_400_000).astype(np.int64)
-    out["time"] = [(START + dt.timedelta(milliseconds=int(t))).isoformat(timespec="milliseconds") for t in ticks]
+    out["time"] = [
+        (START + dt.timedelta(milliseconds=int(t))).isoformat(timespec="milliseconds") for t in ticks
+    ]
     out["contract"] = ev["contract"].to_numpy()
     out["milestone"] = ev["milestone"].to_numpy()
     out["actor"] = [ACTORS[a] for a in ev["actor"]]
