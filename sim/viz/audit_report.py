@@ -41,6 +41,15 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _when(result: AuditResult, t: float) -> str:
+    """A time of the log as the log wrote it: a UTC timestamp when it had stamps, else days."""
+    if result.origin is None:
+        return format_duration(t)
+    import datetime as dt
+
+    return (result.origin + dt.timedelta(days=t)).strftime("%Y-%m-%d %H:%M")
+
+
 def _png(fig: Figure) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -149,7 +158,7 @@ def render_html(result: AuditResult, charts: list[tuple[str, str, bytes]]) -> st
         f"<style>{CSS}</style></head><body><main>",
         f"<header><h1>Audit of <code>{_e(Path(result.log).name)}</code></h1>"
         f'<p class="meta">policy <code>{_e(result.policy.policy)}</code> · {result.rows:,} rows · '
-        f"{result.contracts:,} contracts · {format_duration(result.horizon)} of log · tolerance "
+        f"{result.contracts:,} contracts · {result.horizon:,.1f} days of log · tolerance "
         f"{format_duration(result.tolerance)} · {_e(cur)}</p></header>",
         f'<section id="verdict"><h2>Verdict</h2><p>{_e(verdict)}</p>',
     ]
@@ -193,7 +202,7 @@ def render_html(result: AuditResult, charts: list[tuple[str, str, bytes]]) -> st
         body = []
         for r in df.head(ROWS).itertuples():
             cells = [
-                format_duration(r.time),
+                _when(result, r.time),
                 r.contract,
                 r.milestone,
                 r.kind,
