@@ -347,6 +347,8 @@ class LogReader:
         self.parquet = self.path.suffix.lower() in (".parquet", ".pq")
         self.rows_read = 0
         self.last_time = 0.0
+        #: contracts of the list a replay is done with and forgot (they stay known to the log)
+        self.retired: dict[str, str] | set[str] = set()
         self._stamps: str | None = None  # "days", "aware" or "naive": fixed by the first row
         self._t0: dt.datetime | None = None
         self._money: dict[str, int] = {}
@@ -490,7 +492,7 @@ class LogReader:
             raise _Bad("time", f"{_shown(raw['time'])} is more than {MAX_DAYS:g} days after t = 0")
         self.last_time = t
         cid = _text(raw["contract"], "contract")
-        if cid not in self.contracts:
+        if cid not in self.contracts and cid not in self.retired:
             raise _Bad("contract", f"contract {cid!r} is not in the contracts file")
         mid = _text(raw["milestone"], "milestone", optional=True)
         actor = _text(raw["actor"], "actor")

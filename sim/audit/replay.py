@@ -174,6 +174,7 @@ class Replay(_Engine):
         rec.balances.clear()
         rec.states.clear()
         rec.last_state.clear()
+        rec.contracts.clear()  # contracts.csv's rows: the audit read them from CONTRACTS
         self.ledger.postings.clear()
         for cid, c in list(self.contracts.items()):
             if (
@@ -188,7 +189,9 @@ class Replay(_Engine):
                 self.finished[cid] = c.state
                 self._held(c, math.inf)
                 del self.contracts[cid]
+                self.declared.pop(cid, None)  # the reader knows it from ``finished`` now
                 self.index.pop(cid, None)
+                self.holds.pop(cid, None)
                 self.ledger.close(c.escrow_account)
                 self._pending.pop(cid, None)
                 self._deferred.pop(cid, None)
@@ -747,6 +750,7 @@ def audit(
                 )
                 sim.log_name = str(log)
                 sim.origin = reader.origin
+                reader.retired = sim.finished
             for row in chunk:
                 sim.load(row)
             sim.advance(reader.last_time - tolerance)
