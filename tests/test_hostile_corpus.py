@@ -519,6 +519,24 @@ CASES = [
         setup=_fifo("fifo.csv"),
     ),
     Case("empirical_non_utf8", says=("utf-8", "utf8", "encoding", "decode"), also=("non_utf8.csv",)),
+    # audit files (FORMAT section 10): their files are confined like a scenario's; `run` is not for them
+    Case(
+        "audit_log_etc_passwd", says=PASSWD, also=("/etc/passwd",), expect={"validate": "bad", "test": "bad"}
+    ),
+    Case(
+        "audit_log_dev_zero",
+        says=OUTSIDE,
+        also=("/dev/zero",),
+        worker=True,
+        timeout=NO_BLOCK,
+        expect={"validate": "bad", "test": "bad"},
+    ),
+    Case(
+        "audit_mapping_python_tag",
+        says=("tag",),
+        error_file="data/audit_mapping_python_tag.yaml",
+        expect={"validate": "bad", "test": "bad"},
+    ),
     # a fixture of the option tests below (too slow to run here: options must be checked before it runs)
     Case("options_slow_population", expect={"validate": "ok", "test": "nothing_checked"}),
 ]
