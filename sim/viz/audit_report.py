@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..audit.replay import KINDS
+from ..audit.replay import FINDING_COLUMNS, KINDS
 from ..core.units import format_duration, format_money
 from .plots import ChartFigure, literal_text, stack_aging
 from .report import CSS
@@ -187,17 +187,7 @@ def render_html(result: AuditResult, charts: list[tuple[str, str, bytes]]) -> st
     if len(df):
         if len(df) > ROWS:
             parts.append(f'<p class="note">The first {ROWS:,} of {len(df):,}; audit.csv has them all.</p>')
-        cols = [
-            "time",
-            "contract",
-            "milestone",
-            "kind",
-            "rule",
-            "policy_keys",
-            "expected",
-            "found",
-            "at_stake",
-        ]
+        cols = [c for c in FINDING_COLUMNS if c not in ("source", "line")]
         head = "".join(f"<th>{_e(c)}</th>" for c in cols)
         body = []
         for r in df.head(ROWS).itertuples():
