@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # YAML files under tests/ are inputs of the tests (many deliberately invalid), not scenarios to collect.
-collect_ignore_glob = ["data/*", "data/**/*"]
+# The hostile corpus (tests/hostile) is run by test_hostile_corpus.py; its audit files have expect:.
+collect_ignore_glob = ["data/*", "data/**/*", "hostile/*.yaml", "hostile/**/*.yaml"]
 
 
 #: a small marketplace for sweep and executor tests (seed and size vary per test module)
