@@ -25,7 +25,7 @@ LAYERS: dict[str, list[str]] = {
         "contract",
     ],
     "inputs": ["distributions", "population_spec", "scenario"],
-    "engine": ["environment", "simulation"],
+    "engine": ["collector", "environment", "simulation"],
     "behaviour": ["population"],
     "analysis": ["aging", "tables", "expect", "explain"],
     "experiments": ["runner", "outdir", "executors", "batch", "sweeps", "paired", "transition"],

@@ -40,6 +40,7 @@ from ..money.ledger import FLOWS, KINDS, OUT_OF_POCKET, Ledger
 from ..policy import dated
 from ..policy.calendar import Clock
 from ..policy.model import Policy
+from . import collector
 from .environment import LATE, NORMAL, URGENT, Environment, Scheduled
 
 EVENT_COLUMNS = (
@@ -706,12 +707,13 @@ class Simulation:
         env, until = self.env, self.until
         pending, peek, step = env.pending, env.peek, env.step
         try:
-            while n := pending():
-                if until is not None and peek() > until:
-                    break
-                if n <= self._timers + self._late and not self._live_pending():
-                    break
-                step()
+            with collector.paused():  # the collector would re-scan every live contract (collector.py)
+                while n := pending():
+                    if until is not None and peek() > until:
+                        break
+                    if n <= self._timers + self._late and not self._live_pending():
+                        break
+                    step()
         except NoProgress as exc:
             if self.on_no_progress is not None:
                 self.on_no_progress(exc)
