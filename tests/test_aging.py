@@ -369,7 +369,7 @@ def test_cli_writes_aging_csv_and_chart(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_multi_replication_aging_csv_has_a_replication_column(tmp_path: Path) -> None:
     result = _run(tmp_path, CONSTANT_POPULATION)
-    result.write(tmp_path / "o")
+    result.write(tmp_path / "o", table_format="csv")
     frame = pd.read_csv(tmp_path / "o" / "aging.csv", dtype=str)
     assert list(frame.columns) == [*AGING_COLUMNS, "replication"]
     assert len(frame) == 60 and frame.iloc[0].tolist() == ["1", "400.00", "0.00", "0.00", "0.00", "0.00", "0"]

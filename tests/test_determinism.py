@@ -8,11 +8,13 @@ itself and still differ from a run with another hash seed, hence the subprocesse
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -21,14 +23,16 @@ from sim.app.cli import main as cli_main
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTED = sorted((ROOT / "scenarios" / "upwork").glob("*.yaml"))
 POPULATIONS = sorted((ROOT / "scenarios" / "populations").glob("*.yaml"))
-OUTPUTS = {"events.csv", "ledger.csv", "milestones.csv", "balances.csv", "summary.json"}
+#: the tables every run writes, as CSV (scripted runs) or Parquet (populations: run --format)
+TABLES = ("events", "ledger", "milestones", "balances", "contracts", "aging")
 HASH_SEEDS = ("0", "1", "12345")
 
 
 def read_outputs(folder: Path) -> dict[str, bytes]:
     """Every file a run wrote, by relative path, as bytes."""
     files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    missing = OUTPUTS - set(files)
+    missing = [t for t in TABLES if f"{t}.csv" not in files and f"{t}.parquet" not in files]
+    missing += [] if "summary.json" in files else ["summary.json"]
     assert not missing, f"{folder} lacks {sorted(missing)}"
     return files
 
@@ -173,14 +177,21 @@ def test_population_run_twice_is_byte_identical(small_population, tmp_path):
     first = cli_run(small_population, tmp_path / "first", *POP_ARGS)
     second = cli_run(small_population, tmp_path / "second", *POP_ARGS)
     assert_same(first, second, small_population.name)
-    assert first["events.csv"].count(b"\n") > 100 or first["milestones.csv"].count(b"\n") > 100
+    assert len(pd.read_parquet(io.BytesIO(first["milestones.parquet"]))) > 100  # populations: Parquet
+
+
+def test_population_tables_as_csv_are_byte_identical_too(small_population, tmp_path):
+    first = cli_run(small_population, tmp_path / "first", *POP_ARGS, "--format", "csv")
+    second = cli_run(small_population, tmp_path / "second", *POP_ARGS, "--format", "csv")
+    assert_same(first, second, small_population.name)
+    assert first["milestones.csv"].count(b"\n") > 100
 
 
 def test_population_depends_on_the_seed(small_population, tmp_path):
     """Not vacuous: another seed samples other contracts."""
     first = cli_run(small_population, tmp_path / "a", *POP_ARGS)
     other = cli_run(small_population, tmp_path / "b", "--seed", "12", *POP_ARGS[2:])
-    assert first["milestones.csv"] != other["milestones.csv"]
+    assert first["milestones.parquet"] != other["milestones.parquet"]
 
 
 def test_population_ignores_pythonhashseed(small_population, hash_runs, tmp_path):

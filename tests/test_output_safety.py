@@ -122,7 +122,7 @@ def test_disk_full_while_writing_is_one_line_and_keeps_the_old_outputs(
     out = tmp_path / "o"
     assert main(["run", str(SCRIPTED), "--out", str(out), "--quiet", "--no-charts"]) == 0
     before = _snapshot(out)
-    real = sim.experiments.batch.write_csv
+    real = sim.analysis.tables.write_csv
 
     def full_disk(df: object, path: Path, digits: int = 2) -> None:
         if path.name == "ledger.csv":
@@ -130,7 +130,7 @@ def test_disk_full_while_writing_is_one_line_and_keeps_the_old_outputs(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(df, path, digits)
 
-    monkeypatch.setattr(sim.experiments.batch, "write_csv", full_disk)
+    monkeypatch.setattr(sim.analysis.tables, "write_csv", full_disk)
     code = main(["run", str(SCRIPTED), "--out", str(out), "--quiet", "--no-charts", "--seed", "7"])
     assert code == 4
     captured = capsys.readouterr()

@@ -94,7 +94,9 @@ def test_a_limit_on_change_requests_ends_the_loop(write) -> None:
 def test_a_huge_horizon_takes_a_bounded_number_of_snapshots(write, tmp_path: Path) -> None:
     path = write("huge.yaml", HUGE)
     out = tmp_path / "out"
-    proc = _cli("run", str(path), "--out", str(out), "--events", "none", "--no-charts", timeout=120)
+    proc = _cli(
+        "run", str(path), "--out", str(out), "--events", "none", "--no-charts", "--format", "csv", timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     with (out / "balances.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

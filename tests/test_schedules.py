@@ -59,7 +59,7 @@ def test_a_one_step_schedule_is_the_value_itself_byte_for_byte(tmp_path) -> None
         out = tmp_path / f"out_{path.stem}"
         assert main(["run", str(path), "--out", str(out), "--no-charts", "--quiet"]) == 0
         outs.append(out)
-    for table in ("events.csv", "ledger.csv", "milestones.csv", "balances.csv"):
+    for table in ("events.parquet", "ledger.parquet", "milestones.parquet", "balances.parquet"):
         assert (outs[0] / table).read_bytes() == (outs[1] / table).read_bytes(), table
 
 

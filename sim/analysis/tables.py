@@ -394,6 +394,61 @@ def write_csv(df: pd.DataFrame, path: Path, digits: int = 2) -> None:
     export_frame(df, digits).to_csv(path, index=False, lineterminator="\n")
 
 
+#: how a run's tables are written (``--format``): csv (the default for scripted runs) or parquet
+#: (the default for populations: no text formatting, a tenth of the size)
+TABLE_FORMATS = ("csv", "parquet")
+
+
+def _decimal_money(values: pd.Series, digits: int) -> Any:
+    """Integer minor units as an exact Parquet DECIMAL(38, digits) column: 1250 cents is 12.50.
+
+    The decimal's unscaled 128-bit integer is the count of minor units, so the column is built
+    from the integers' bytes (low word, then the sign word) with no arithmetic and no rounding.
+    """
+    import pyarrow as pa
+
+    if values.isna().any():  # a nullable integer column with gaps: exact through Decimal
+        from decimal import Decimal
+
+        return pa.array(
+            [None if pd.isna(v) else Decimal(int(v)).scaleb(-digits) for v in values],
+            type=pa.decimal128(38, digits),
+        )
+    v = values.to_numpy(dtype=np.int64)
+    words = np.empty((len(v), 2), dtype="<i8")
+    words[:, 0] = v
+    words[:, 1] = v >> 63  # sign extension of the high word
+    return pa.Array.from_buffers(pa.decimal128(38, digits), len(v), [None, pa.py_buffer(words.tobytes())])
+
+
+def write_parquet(df: pd.DataFrame, path: Path, digits: int = 2) -> None:
+    """Write a table as Parquet: money exact as DECIMAL(38, digits), times as float days.
+
+    Deterministic: the same table gives the same bytes (no timestamps in the file's metadata).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns, names = [], []
+    for col in df.columns:
+        series = df[col]
+        if col in MONEY_COLUMNS and pd.api.types.is_integer_dtype(series):
+            columns.append(_decimal_money(series, digits))
+        else:
+            columns.append(pa.Array.from_pandas(series))
+        names.append(str(col))
+    pq.write_table(pa.table(columns, names=names), path, compression="zstd")
+
+
+def write_table_as(df: pd.DataFrame, folder: Path, name: str, digits: int, fmt: str = "csv") -> Path:
+    """Write table ``name`` into ``folder`` as ``name.csv`` or ``name.parquet``; its path."""
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"unknown table format {fmt!r}: one of {', '.join(TABLE_FORMATS)}")
+    path = folder / f"{name}.{fmt}"
+    (write_parquet if fmt == "parquet" else write_csv)(df, path, digits)
+    return path
+
+
 def write_json(data: Any, path: Path) -> None:
     """Write JSON deterministically (sorted keys, fixed separators, trailing newline)."""
     path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")

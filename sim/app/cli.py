@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         help="local processes for the replications (default: every CPU when there are several "
         "replications of a population, else 1); the numbers do not depend on it",
     )
+    r.add_argument(
+        "--format",
+        choices=("csv", "parquet"),
+        default=None,
+        help="how the tables are written (default: parquet for a population, csv for a scripted "
+        "scenario); Parquet keeps money exact as decimals",
+    )
     r.add_argument("--no-charts", action="store_true", help="do not draw charts or the HTML report")
     _allow_option(r)
     r.add_argument("--quiet", action="store_true", help="print only where the outputs went")
@@ -385,9 +392,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         workers=workers,
     )
     # tables, charts and report.html go into one temporary folder, renamed into place at the end
-    result.write(out, force=args.force, report=not args.no_charts, source=OUT_SOURCE)
+    result.write(
+        out, force=args.force, report=not args.no_charts, source=OUT_SOURCE, table_format=args.format
+    )
     if not args.quiet:
         _say(report_text.summary(result))
+        _say(report_text.table_sizes(result.written))
     _say(f"outputs written to {out}/")
     return EXIT_OK
 
@@ -603,7 +613,8 @@ def _read_out_dir(folder: Path, replication: int) -> tuple[Any, Any, dict[str, d
     def bad(name: str, message: str) -> InputError:
         return InputError([Problem(str(folder / name), None, None, message)])
 
-    for name in ("events.csv", "ledger.csv", "summary.json"):
+    fmt = "parquet" if (folder / "events.parquet").is_file() else "csv"  # run --format
+    for name in (f"events.{fmt}", f"ledger.{fmt}", "summary.json"):
         path = folder / name
         if not path.is_file():
             raise bad(name, "not an output folder of milestone-sim run: this file is missing")
@@ -626,13 +637,17 @@ def _read_out_dir(folder: Path, replication: int) -> tuple[Any, Any, dict[str, d
         values = {"": flat_values(policy)}
     frames = []
     for name, needed in (
-        ("events.csv", {"time", "contract", "milestone", "actor", "action", "outcome", "policy_keys"}),
-        ("ledger.csv", {"time", "from_account", "to_account", "flow", "amount", "contract", "event"}),
+        (f"events.{fmt}", {"time", "contract", "milestone", "actor", "action", "outcome", "policy_keys"}),
+        (f"ledger.{fmt}", {"time", "from_account", "to_account", "flow", "amount", "contract", "event"}),
     ):
         try:
-            df = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise bad(name, f"cannot read it as CSV: {str(exc).splitlines()[0]}") from None
+            if fmt == "csv":
+                df = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+            else:  # the same text the CSV holds: decimals print as they are written ("12.50")
+                df = pd.read_parquet(folder / name)
+                df = pd.DataFrame({c: ["" if pd.isna(v) else str(v) for v in df[c]] for c in df.columns})
+        except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise bad(name, f"cannot read it as {fmt}: {str(exc).splitlines()[0]}") from None
         missing = needed - set(df.columns)
         if missing:
             raise bad(name, f"columns missing: {', '.join(sorted(missing))}")
@@ -642,7 +657,7 @@ def _read_out_dir(folder: Path, replication: int) -> tuple[Any, Any, dict[str, d
             raise bad(name, f"no replication {replication}: this run has one")
         try:
             df["time"] = df["time"].astype(float)
-            if name == "ledger.csv":
+            if name.startswith("ledger."):
                 df["amount"] = [parse_money(a, digits) for a in df["amount"]]
                 df["event"] = df["event"].astype(int)
         except (ValueError, UnitError) as exc:

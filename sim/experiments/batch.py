@@ -24,8 +24,8 @@ from ..analysis.tables import (
     RunTables,
     flow_sums,
     summarize_kpis,
-    write_csv,
     write_json,
+    write_table_as,
 )
 from ..core.units import format_duration
 from ..core.yamlio import InputError, Problem
@@ -61,6 +61,8 @@ class Result:
     #: the mode asked for: a scripted scenario is always recorded in full (it is small), and
     #: ``events="none"`` then means events.csv and ledger.csv are written with their header only
     events_requested: str = ""
+    #: the files the last ``write`` wrote and their sizes in bytes (name -> bytes)
+    written: dict[str, int] = field(default_factory=dict, repr=False)
     #: ``result.plot`` and ``write(report=True)``: the charts and the report live in the layer above
     #: this one (``sim.viz``), so they are plugged in from above. ``sim/__init__.py`` installs
     #: ``sim.viz.plots.Plotter`` and ``sim.viz.report.write_report`` (imported on first use), so
@@ -326,10 +328,19 @@ class Result:
         return frame
 
     def write(
-        self, out_dir: str | Path, *, force: bool = False, report: bool = False, source: str = "<out_dir>"
+        self,
+        out_dir: str | Path,
+        *,
+        force: bool = False,
+        report: bool = False,
+        source: str = "<out_dir>",
+        table_format: str | None = None,
     ) -> Path:
-        """Write events.csv, ledger.csv, contracts.csv, milestones.csv, balances.csv, aging.csv and
-        summary.json (and with ``report``, the charts and report.html) into ``out_dir``, all or nothing.
+        """Write events, ledger, contracts, milestones, balances and aging tables and summary.json
+        (and with ``report``, the charts and report.html) into ``out_dir``, all or nothing.
+
+        ``table_format`` is ``csv`` or ``parquet`` (default: :meth:`default_format`); the
+        sizes of the files written are in :attr:`written` afterwards.
 
         The files go into a temporary sibling folder renamed into place at the end, so a failed
         write leaves the previous outputs whole. ``out_dir`` must be new, empty or a folder this
@@ -341,28 +352,45 @@ class Result:
 
         out = Path(out_dir)
         with staged(out, force=force, source=source) as tmp:
-            self.write_tables(tmp)
+            self.write_tables(tmp, table_format)
             if report:
                 if Result.reporter is None:
                     raise RuntimeError("no report writer is installed: import sim, which installs sim.viz's")
                 Result.reporter(self, tmp)
         return out
 
-    def write_tables(self, folder: Path) -> None:
-        """The tables and summary.json, written into ``folder`` as it is (no guard: see ``write``)."""
+    def default_format(self) -> str:
+        """How the tables are written unless told: Parquet for populations, CSV for scripted runs."""
+        return "parquet" if self.scenario.is_population else "csv"
+
+    def write_tables(self, folder: Path, table_format: str | None = None) -> dict[str, int]:
+        """The tables and summary.json, written into ``folder`` as it is (no guard: see ``write``).
+
+        Returns (and keeps in :attr:`written`) each file's name and size in bytes, in writing order.
+        """
         d = self.digits
+        fmt = table_format or self.default_format()
         header_only = self.events_requested == "none"
         # with events="none" these two hold their header only: the files of FORMAT.md always exist
         events, ledger, contracts = self.events, self.ledger, self.contracts
         if header_only:
             events, ledger, contracts = events.iloc[0:0], ledger.iloc[0:0], contracts.iloc[0:0]
-        write_csv(events, folder / "events.csv", d)
-        write_csv(ledger, folder / "ledger.csv", d)
-        write_csv(contracts, folder / "contracts.csv", d)
-        write_csv(self.milestones, folder / "milestones.csv", d)
-        write_csv(self.balances, folder / "balances.csv", d)
-        write_csv(self.aging, folder / "aging.csv", d)
+        tables = (
+            ("events", events),
+            ("ledger", ledger),
+            ("contracts", contracts),
+            ("milestones", self.milestones),
+            ("balances", self.balances),
+            ("aging", self.aging),
+        )
+        written = {}
+        for name, df in tables:
+            path = write_table_as(df, folder, name, d, fmt)
+            written[path.name] = path.stat().st_size
         write_json(self.summary(), folder / "summary.json")
+        written["summary.json"] = (folder / "summary.json").stat().st_size
+        self.written = written
+        return written
 
     @property
     def plot(self) -> Any:

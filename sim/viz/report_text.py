@@ -104,3 +104,22 @@ def summary(result: Result) -> str:
         line = f"Expectations: {len(checks) - len(bad)} of {len(checks)} hold"
         parts.append(line + "".join("\n  " + c.describe().replace("\n", "\n  ") for c in bad))
     return "\n\n".join(parts)
+
+
+def _size(n: int) -> str:
+    """A file size in bytes, KiB, MiB or GiB, three significant figures."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{n} B" if unit == "B" else f"{size:.3g} {unit}"
+        size /= 1024
+    return f"{size:.3g} GiB"
+
+
+def table_sizes(written: dict[str, int]) -> str:
+    """The files a run wrote and their sizes, one line: ``events.parquet 1.2 MiB, ...``."""
+    if not written:
+        return ""
+    total = sum(written.values())
+    files = ", ".join(f"{name} {_size(n)}" for name, n in written.items())
+    return f"tables ({_size(total)}): {files}"
