@@ -139,3 +139,46 @@ def test_explain_reads_a_parquet_folder_as_it_reads_a_csv_one(both, capsys) -> N
         assert main(["explain", str(folder), "--contract", "c1"]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1] and "c1" in outputs[0]
+
+
+def test_a_parquet_run_audits_clean_against_its_own_pack(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text(POPULATION.replace("replications: 2", "replications: 1"), encoding="utf-8")
+    parquet = tmp_path / "run"
+    assert main(["run", str(path), "--out", str(parquet), "--events", "full", "--no-charts", "--quiet"]) == 0
+    code = main(
+        [
+            "audit",
+            str(parquet / "events.parquet"),
+            "--contracts",
+            str(parquet / "contracts.parquet"),
+            "--policy",
+            "upwork",
+            "--out",
+            str(tmp_path / "a"),
+            "--no-charts",
+            "--quiet",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert pd.read_csv(tmp_path / "a" / "audit.csv").empty
+
+
+def test_a_damaged_parquet_contracts_file_is_exit_2_naming_it(both, tmp_path: Path, capsys) -> None:
+    _, parquet, _ = both
+    bad = tmp_path / "contracts.parquet"
+    bad.write_bytes(b"PAR1" + b"\0" * 40)
+    argv = ["audit", str(parquet / "events.parquet"), "--contracts", str(bad), "--policy", "upwork"]
+    assert main([*argv, "--out", str(tmp_path / "a"), "--no-charts"]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: not a Parquet table" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+
+
+def test_parse_money_takes_decimals_exactly_and_refuses_extra_digits() -> None:
+    from sim.core.units import UnitError, parse_money
+
+    assert parse_money(Decimal("12.50"), 2) == 1250
+    assert parse_money(Decimal("0.01"), 2) == 1
+    with pytest.raises(UnitError, match="decimal"):
+        parse_money(Decimal("12.505"), 2)

@@ -174,6 +174,23 @@ class ContractRow:
     milestones: tuple[tuple[str, int, float | None], ...]
 
 
+def _is_parquet(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PAR1"
+
+
+def _parquet_rows(path: str | Path) -> Iterator[list[str]]:
+    """A Parquet table as CSV-like rows of text (its header first), read a batch at a time:
+    decimals as written (``12.50``), missing values empty."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    yield list(pf.schema_arrow.names)
+    for batch in pf.iter_batches(batch_size=100_000):
+        columns = [[("" if v is None else str(v)) for v in col.to_pylist()] for col in batch.columns]
+        yield from (list(row) for row in zip(*columns, strict=True))
+
+
 def read_contracts(path: str | Path, digits: int, mapping: Mapping | None = None) -> dict[str, ContractRow]:
     """CONTRACTS: one row per milestone as offered (``contract, client, freelancer, milestone,
     amount, due``); a contract's rows in its milestones' order. Milestones added later are not
@@ -191,7 +208,7 @@ def read_contracts(path: str | Path, digits: int, mapping: Mapping | None = None
     parties: dict[str, tuple[str, str]] = {}
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.reader(f)
+            reader = _parquet_rows(path) if _is_parquet(path) else csv.reader(f)
             header = next(reader, None)
             if not header:
                 raise InputError([Problem(name, None, None, "not a CSV table: the file is empty")])
@@ -265,6 +282,8 @@ def read_contracts(path: str | Path, digits: int, mapping: Mapping | None = None
         raise InputError([Problem(name, None, None, f"not a CSV table: {_first_line(exc)}")]) from None
     except csv.Error as exc:
         raise InputError([Problem(name, None, None, f"not a CSV table: {_first_line(exc)}")]) from None
+    except (ValueError, OSError) as exc:  # pyarrow's errors on a damaged Parquet file
+        raise InputError([Problem(name, None, None, f"not a Parquet table: {_first_line(exc)}")]) from None
     if problems:
         raise InputError(problems)
     if not rows:

@@ -15,6 +15,7 @@ numbers).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -115,16 +116,8 @@ class SampledContract:
         return pop.at(sim.env.now) if pop.phases else pop
 
     def _later(self, sim: Simulation, delay: float, action: Action, check: Any = None) -> None:
-        if math.isinf(delay):
-            return
-        cid = self.cid
-
-        def fire(_ev: Any) -> None:
-            c = sim.contracts.get(cid)
-            if c is not None and (check is None or check(c)):
-                sim.act(cid, action)
-
-        sim.at(delay, fire)
+        if delay != math.inf:  # a party that never acts
+            sim.act_in(delay, self.cid, action, check)
 
     def start(self, sim: Simulation, c: Contract) -> None:
         """The offer goes out on arrival; funding, the answer and a possible withdrawal follow."""
@@ -136,7 +129,7 @@ class SampledContract:
         first = c.milestones[0].id
         if sim.policy.milestones.funding == "any_number":
             self.ahead = {first}
-        self._later(sim, pop.fund_delay.draw(rng), Action("client", "fund", first), _planned(first))
+        self._later(sim, pop.fund_delay.draw(rng), _action("client", "fund", first), _planned(first))
         accepts = rng.random() < pop.accept_probability
         self._later(sim, pop.accept_delay.draw(rng), (_ACCEPT if accepts else _DECLINE), _offered)
         if pop.withdraw_probability and rng.random() < pop.withdraw_probability:
@@ -158,7 +151,7 @@ class SampledContract:
             self._later(
                 sim,
                 pop.rework.draw(rng),
-                Action("freelancer", "submit", mid),
+                _action("freelancer", "submit", mid),
                 _in_state(mid, "changes_requested"),
             )
         elif name in ("approve", "auto_approve"):
@@ -243,7 +236,7 @@ class SampledContract:
             if m.state == "funded" and m.id not in self.working:
                 self.working.add(m.id)
                 delay = self.pop_at(sim).work.draw(self.rng)
-                self._later(sim, delay, Action("freelancer", "submit", m.id), _in_state(m.id, "funded"))
+                self._later(sim, delay, _action("freelancer", "submit", m.id), _in_state(m.id, "funded"))
 
     def _decide_later(self, sim: Simulation, mid: str, gen: int, delay: float) -> None:
         if math.isinf(delay):
@@ -320,7 +313,7 @@ class SampledContract:
         if nxt is not None and c.state == "active":
             if self.ahead is not None:
                 self.ahead.add(nxt.id)
-            self._later(sim, delay, Action("client", "fund", nxt.id), _planned(nxt.id))
+            self._later(sim, delay, _action("client", "fund", nxt.id), _planned(nxt.id))
         elif c.credit > 0:
             self._later(sim, delay, _REQUEST_REFUND, _no_request)
         elif any(m.state in HOLDING for m in c.milestones if not m.deleted):
@@ -356,7 +349,7 @@ class SampledContract:
         self._later(
             sim,
             self.pop_at(sim).fund_delay.draw(self.rng),
-            Action("client", "fund", nxt.id),
+            _action("client", "fund", nxt.id),
             _planned(nxt.id),
         )
 
@@ -417,12 +410,19 @@ def _opens_while_active(sim: Simulation, request: Action) -> bool:
     return "ended" not in sim.policy.all_procedures[name].contract_states
 
 
+@functools.cache  # one condition per milestone id (ids m1, m2, ... are shared by every contract)
 def _planned(mid: str) -> Any:
     return lambda c: c.by_id[mid].state == "planned" and c.state in ("offered", "active")
 
 
+@functools.cache
 def _in_state(mid: str, state: str) -> Any:
     return lambda c: c.by_id[mid].state == state
+
+
+@functools.cache  # actions are frozen: one per (actor, name, milestone) serves every contract
+def _action(actor: str, name: str, mid: str) -> Action:
+    return Action(actor, name, mid)
 
 
 def _offered(c: Contract) -> bool:

@@ -73,6 +73,8 @@ def parse_money(
         text = repr(value)  # shortest round-trip text: 5.005 stays "5.005"
     elif isinstance(value, str):
         text = value.strip().replace("_", "")
+    elif isinstance(value, Decimal):  # a Parquet DECIMAL column (run --format parquet): exact
+        text = str(value)
     else:
         raise UnitError(f"expected an amount such as 500 or 19.99, got {type(value).__name__}")
     try:

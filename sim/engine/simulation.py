@@ -107,6 +107,26 @@ class TimerDue(Scheduled):
         self.cause = cause
 
 
+class ActionDue(Scheduled):
+    """A party's action scheduled by a behaviour (:meth:`Simulation.act_in`): the contract, the
+    action and a condition on the contract read when it comes due. Like :class:`TimerDue`, its
+    callback is one shared handler, so scheduling an action allocates this entry and nothing else."""
+
+    __slots__ = ("action", "check", "cid")
+
+    def __init__(
+        self,
+        callback: Callable[[Any], None],
+        cid: str,
+        action: Action,
+        check: Callable[[Contract], bool] | None,
+    ) -> None:
+        super().__init__(callback)
+        self.cid = cid
+        self.action = action
+        self.check = check
+
+
 #: the ``state`` column of the milestones table: a milestone's state, ``deleted`` for a deleted
 #: milestone, and ``credit`` for a contract's ``(credit)`` row
 ROW_STATES = (*MILESTONE_STATES, "deleted", "credit")
@@ -388,6 +408,18 @@ class Simulation:
     def at(self, delay: float, callback: Callable[[Any], None], *, urgent: bool = False) -> None:
         """Call ``callback(event)`` after ``delay`` days (timers urgent, actions normal)."""
         self.env.call_in(delay, Scheduled(callback), URGENT if urgent else NORMAL)
+
+    def act_in(
+        self, delay: float, cid: str, action: Action, check: Callable[[Contract], bool] | None = None
+    ) -> None:
+        """Apply ``action`` to contract ``cid`` after ``delay`` days, if the contract is still open
+        then and ``check(contract)`` (when given) holds: what a behaviour does after a reaction time."""
+        self.env.call_in(delay, ActionDue(self._action_due, cid, action, check), NORMAL)
+
+    def _action_due(self, due: ActionDue) -> None:
+        c = self.contracts.get(due.cid)
+        if c is not None and (due.check is None or due.check(c)):
+            self.act(due.cid, due.action)
 
     def _timer(
         self, cid: str, delay: float, action: Action, cause: tuple[str, float] | None = None
@@ -705,15 +737,13 @@ class Simulation:
         if every:
             self._later(0, self._snapshot)
         env, until = self.env, self.until
-        pending, peek, step = env.pending, env.peek, env.step
+
+        def idle(n: int) -> bool:  # only timers and late entries wait, and none of them can matter
+            return n <= self._timers + self._late and not self._live_pending()
+
         try:
             with collector.paused():  # the collector would re-scan every live contract (collector.py)
-                while n := pending():
-                    if until is not None and peek() > until:
-                        break
-                    if n <= self._timers + self._late and not self._live_pending():
-                        break
-                    step()
+                env.run_until(until, idle)
         except NoProgress as exc:
             if self.on_no_progress is not None:
                 self.on_no_progress(exc)
